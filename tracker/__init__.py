@@ -1,0 +1,37 @@
+"""tracker: a self-hosted crowdfunding donation tracker."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask
+
+__all__ = ["create_app"]
+
+
+def create_app(test_config: dict[str, Any] | None = None) -> Flask:
+    """Build the application: read and check configuration, wire the database, blueprints, CLI.
+
+    Nothing is read from the environment or the database before this is called.
+
+    :param test_config: values that override the ``TRACKER_*`` environment.
+    :raise tracker.config.ConfigError: for an invalid configuration value.
+    """
+    from pathlib import Path
+
+    from tracker import cli, config, db, web
+    from tracker.api import blueprint as api
+
+    root = Path(__file__).resolve().parent.parent
+    app = Flask(
+        __name__,
+        instance_relative_config=True,
+        template_folder=str(root / "templates"),
+        static_folder=None,
+    )
+    config.load(app, test_config)
+    db.init_app(app, db.Database(app.config["DATABASE_URL"]))
+    web.init_app(app)
+    app.register_blueprint(api.bp)
+    cli.init_app(app)
+    return app

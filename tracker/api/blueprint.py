@@ -1,0 +1,167 @@
+"""Public read-only JSON API: ``/api/v1/campaigns/<slug>`` and its period history.
+
+Responses are rendered once and reused by the process for
+``TRACKER_API_CACHE_SECONDS`` (1 s by default), so a burst of widget loads
+costs one database read per second per process, whatever the ledger's size.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+from flask import Blueprint, Response, current_app, request
+from werkzeug.exceptions import HTTPException
+
+from tracker.db import get_session
+from tracker.domain.periods import Period
+from tracker.services.campaigns import CampaignNotFound
+from tracker.services.progress import ProgressReport, campaign_progress, period_history
+from tracker.web import json_error
+
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
+
+# Browsers and proxies may reuse a response this long, then revalidate with the ETag.
+CACHE_CONTROL = "public, max-age=2, stale-while-revalidate=10"
+_MAX_CACHED = 1024
+
+
+@dataclass(frozen=True, slots=True)
+class _Rendered:
+    body: bytes
+    etag: str
+    expires: float
+
+
+_cache: OrderedDict[str, _Rendered] = OrderedDict()
+
+
+def _iso(value: Any) -> str | None:
+    if value is None:
+        return None
+    return str(value.isoformat().replace("+00:00", "Z"))
+
+
+def _period(period: Period | None) -> dict[str, Any] | None:
+    if period is None:
+        return None
+    return {"key": period.key, "starts_at": _iso(period.starts_at), "ends_at": _iso(period.ends_at)}
+
+
+def progress_document(report: ProgressReport) -> dict[str, Any]:
+    """The public JSON shape of a campaign's progress (DESIGN.md's contract)."""
+    return {
+        "slug": report.slug,
+        "title": report.title,
+        "currency": report.currency,
+        "raised": report.raised,
+        "raised_display": report.raised_display,
+        "donors": report.donors,
+        "payments": report.payments,
+        "tiers": [
+            {"amount": t.amount, "label": t.label, "reached": t.reached} for t in report.tiers
+        ],
+        "next_tier": None
+        if report.next_tier is None
+        else {"amount": report.next_tier.amount, "remaining": report.next_tier.remaining},
+        # Not money: a ratio for drawing the bar, 2 places (56.22).
+        "percent": float(report.percent),
+        "period": _period(report.period),
+        "updated_at": _iso(report.updated_at),
+    }
+
+
+def _render(document: dict[str, Any]) -> _Rendered:
+    body = json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
+    etag = hashlib.sha256(body).hexdigest()[:32]
+    ttl = current_app.config["API_CACHE_SECONDS"]
+    return _Rendered(body, etag, time.monotonic() + ttl)
+
+
+def _respond(rendered: _Rendered) -> Response:
+    response = Response(rendered.body, mimetype="application/json")
+    response.set_etag(rendered.etag)
+    response.headers["Cache-Control"] = CACHE_CONTROL
+    # Werkzeug compares If-None-Match (weak comparison, as RFC 9110 asks for GET).
+    response.make_conditional(request)
+    return response
+
+
+def cached_progress(slug: str) -> _Rendered:
+    """The rendered progress document of ``slug``, from this process's short cache.
+
+    :raise CampaignNotFound: for an unknown or draft campaign (never cached).
+    """
+    key = f"{id(current_app)}:{slug}"
+    hit = _cache.get(key)
+    if hit is not None and hit.expires > time.monotonic():
+        return hit
+    rendered = _render(progress_document(campaign_progress(get_session(), slug)))
+    _cache[key] = rendered
+    _cache.move_to_end(key)
+    while len(_cache) > _MAX_CACHED:
+        _cache.popitem(last=False)
+    return rendered
+
+
+@bp.get("/campaigns/<slug>")
+def campaign(slug: str) -> Response:
+    """Progress of a public campaign.
+
+    :raise 404: unknown slug or draft campaign (JSON error body).
+    """
+    try:
+        return _respond(cached_progress(slug))
+    except CampaignNotFound as exc:
+        return json_error(404, "not_found", str(exc))
+
+
+@bp.get("/campaigns/<slug>/periods")
+def periods(slug: str) -> Response:
+    """Totals of every period of a periodic campaign, newest first (empty otherwise).
+
+    :raise 404: unknown slug or draft campaign.
+    """
+    try:
+        campaign, history = period_history(get_session(), slug)
+    except CampaignNotFound as exc:
+        return json_error(404, "not_found", str(exc))
+    document = {
+        "slug": campaign.slug,
+        "currency": campaign.currency,
+        "period": None if campaign.period.value == "none" else campaign.period.value,
+        "periods": [
+            {
+                **(_period(p.period) or {}),
+                "raised": p.raised,
+                "raised_display": p.raised_display,
+                "donors": p.donors,
+                "payments": p.payments,
+            }
+            for p in history
+        ],
+    }
+    rendered = _render(document)
+    return _respond(rendered)
+
+
+@bp.after_request
+def _cors(response: Response) -> Response:
+    # Read-only public data: any page may fetch it, without credentials.
+    response.headers["Access-Control-Allow-Origin"] = "*"
+    response.headers["Access-Control-Allow-Methods"] = "GET, HEAD, OPTIONS"
+    response.headers["Access-Control-Allow-Headers"] = "If-None-Match"
+    response.headers["Access-Control-Expose-Headers"] = "ETag"
+    response.headers["Access-Control-Max-Age"] = "86400"
+    return response
+
+
+@bp.errorhandler(HTTPException)
+def _http_error(exc: HTTPException) -> Response:
+    return json_error(
+        exc.code or 500, (exc.name or "error").lower().replace(" ", "_"), exc.description or ""
+    )

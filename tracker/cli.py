@@ -1,0 +1,251 @@
+"""The ``flask --app wsgi tracker ...`` commands. Each is one transaction: all or nothing."""
+
+from __future__ import annotations
+
+import getpass
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+import click
+from flask import Flask, current_app
+from flask.cli import AppGroup
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
+
+from tracker import migrate
+from tracker.db import get_database
+from tracker.domain.ledger import LedgerError
+from tracker.domain.money import MoneyError, parse_amount
+from tracker.domain.periods import PeriodError, parse_kind
+from tracker.domain.progress import TierError
+from tracker.models import CampaignStatus
+from tracker.services.campaigns import (
+    CampaignError,
+    CampaignNotFound,
+    CampaignSpec,
+    create_campaign,
+    get_campaign,
+    parse_tiers,
+)
+from tracker.services.demo import DEMO_SLUG, seed_demo
+from tracker.services.ledger import check_totals
+from tracker.services.offline import add_offline_payment
+
+_EXPECTED = (CampaignError, CampaignNotFound, MoneyError, TierError, PeriodError, LedgerError)
+
+
+class OneLineError(click.ClickException):
+    """Printed as a single ``Error: ...`` line; exit status 2 like a usage error."""
+
+    exit_code = 2
+
+
+class OneLineCommand(click.Command):
+    """A command whose argument errors are one line, without the usage banner."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)
+        except click.UsageError as exc:
+            raise OneLineError(f"{ctx.command_path}: {exc.format_message()}") from None
+
+
+tracker_cli = AppGroup("tracker", help="Manage campaigns, the ledger and the database.")
+tracker_cli.command_class = OneLineCommand
+
+
+@contextmanager
+def unit_of_work() -> Iterator[Session]:
+    """A write session committed on success and rolled back on any error.
+
+    Expected errors become a one-line message; nothing is written.
+    """
+    session = get_database(current_app).session(write=True)
+    try:
+        yield session
+        session.commit()
+    except _EXPECTED as exc:
+        session.rollback()
+        raise OneLineError(str(exc)) from None
+    except OperationalError as exc:
+        session.rollback()
+        raise OneLineError(f"database error: {exc.orig}") from None
+    finally:
+        session.close()
+
+
+def _actor() -> str:
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "cli"
+
+
+def _parse_instant(value: str | None, option: str) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise OneLineError(
+            f"{option}: {value!r} is not an ISO date such as 2026-11-12 or 2026-11-12T15:30+01:00"
+        ) from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+@tracker_cli.command("init-db")
+def init_db() -> None:
+    """Create or migrate the database schema to the newest revision (safe to re-run)."""
+    engine = get_database(current_app).engine
+    try:
+        before, after = migrate.upgrade(engine)
+    except OperationalError as exc:
+        raise OneLineError(f"database error: {exc.orig}") from None
+    if before == after:
+        click.echo(f"database already at revision {after}")
+    else:
+        click.echo(f"database migrated from {before or 'empty'} to {after}")
+
+
+def _campaign_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    options = [
+        click.option("--title", required=True, help="Shown on the widget and donate page."),
+        click.option("--currency", required=True, help="ISO 4217 code, e.g. USD."),
+        click.option(
+            "--tiers",
+            required=True,
+            help="Goals in major units, comma-separated, e.g. 0,2500,5000.",
+        ),
+        click.option(
+            "--period",
+            default="none",
+            show_default=True,
+            help="Reset totals every 'month' or 'week', or never ('none').",
+        ),
+        click.option(
+            "--timezone",
+            default="UTC",
+            show_default=True,
+            help="IANA timezone in which periods start.",
+        ),
+        click.option(
+            "--locale",
+            default="en_US",
+            show_default=True,
+            help="Locale for amounts, e.g. en_US, fr_FR.",
+        ),
+        click.option(
+            "--show-cents/--no-cents",
+            default=False,
+            show_default=True,
+            help="Show minor units in displayed amounts.",
+        ),
+        click.option("--draft", is_flag=True, help="Create it unpublished."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+@tracker_cli.command("create-campaign")
+@click.argument("slug")
+@_campaign_options
+def create_campaign_cmd(
+    slug: str,
+    title: str,
+    currency: str,
+    tiers: str,
+    period: str,
+    timezone: str,
+    locale: str,
+    show_cents: bool,
+    draft: bool,
+) -> None:
+    """Create campaign SLUG with its tier ladder."""
+    with unit_of_work() as session:
+        try:
+            amounts = parse_tiers(tiers, currency)
+        except MoneyError as exc:
+            raise CampaignError(str(exc)) from None
+        campaign = create_campaign(
+            session,
+            CampaignSpec(
+                slug=slug,
+                title=title,
+                currency=currency,
+                tiers=amounts,
+                locale=locale,
+                period=parse_kind(period),
+                timezone=timezone,
+                show_cents=show_cents,
+                status=CampaignStatus.DRAFT if draft else CampaignStatus.ACTIVE,
+            ),
+        )
+        click.echo(f"created campaign {campaign.slug} ({campaign.status.value})")
+
+
+@tracker_cli.command("add-offline-payment")
+@click.argument("slug")
+@click.argument("amount")
+@click.option("--note", required=True, help="What was received and how.")
+@click.option("--donor", default=None, help="Donor name, if known.")
+@click.option("--at", "at", default=None, help="When it was received (ISO date); default now.")
+@click.option(
+    "--reference",
+    default=None,
+    help="Your own id for it (bank transaction id); re-running with it books nothing.",
+)
+def add_offline_payment_cmd(
+    slug: str, amount: str, note: str, donor: str | None, at: str | None, reference: str | None
+) -> None:
+    """Book AMOUNT (major units, e.g. 150 or 150.50) received outside Stripe for SLUG."""
+    when = _parse_instant(at, "--at")
+    with unit_of_work() as session:
+        campaign = get_campaign(session, slug)
+        minor = parse_amount(amount, campaign.currency, "en_US")
+        booked = add_offline_payment(
+            session,
+            slug,
+            minor,
+            note=note,
+            actor=_actor(),
+            donor=donor,
+            at=when,
+            reference=reference,
+        )
+        if booked.new:
+            click.echo(f"booked {booked.display} for {slug} (reference {booked.reference})")
+        else:
+            click.echo(f"reference {booked.reference} was already booked; nothing changed")
+
+
+@tracker_cli.command("demo")
+def demo() -> None:
+    """Create the demo campaign (2,811 $ raised of 5,000 $); safe to re-run."""
+    with unit_of_work() as session:
+        created = seed_demo(session)
+    click.echo(f"demo campaign {'created' if created else 'already present'}: {DEMO_SLUG}")
+
+
+@tracker_cli.command("check-totals")
+@click.option("--repair", is_flag=True, help="Rewrite drifted totals from the ledger.")
+def check_totals_cmd(repair: bool) -> None:
+    """Recompute every total from the ledger; exit 1 and report if any row drifted."""
+    with unit_of_work() as session:
+        drifts = check_totals(session, repair=repair)
+    if not drifts:
+        click.echo("totals match the ledger")
+        return
+    for drift in drifts:
+        click.echo(drift.describe(), err=True)
+    if repair:
+        click.echo(f"repaired {len(drifts)} totals row(s) from the ledger", err=True)
+        return
+    raise click.exceptions.Exit(1)
+
+
+def init_app(app: Flask) -> None:
+    """Register the ``tracker`` command group."""
+    app.cli.add_command(tracker_cli)

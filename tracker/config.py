@@ -1,0 +1,198 @@
+"""Configuration from ``TRACKER_*`` environment variables, checked once at start-up.
+
+Every value is validated here, so a typo stops the service with one line
+naming the variable instead of failing on the first request that needs it.
+Messages never repeat a value: it may be a secret.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+from email.utils import parseaddr
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from flask import Flask
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+PREFIX = "TRACKER"
+
+DEFAULTS: dict[str, Any] = {
+    "DATABASE_URL": None,  # a SQLite file in the instance folder
+    "SECRET_KEY": None,  # generated once and kept in the instance folder
+    "STRIPE_SECRET_KEY": None,
+    "STRIPE_WEBHOOK_SECRET": None,
+    "STRIPE_API_BASE": None,
+    "SMTP_URL": None,
+    "MAIL_FROM": None,
+    "PUBLIC_URL": None,
+    # How long one process may reuse a rendered progress response. Browsers and
+    # proxies add the Cache-Control max-age on top; both together stay below 5 s.
+    "API_CACHE_SECONDS": 1.0,
+}
+
+_MIN_SECRET = 32
+
+
+class ConfigError(Exception):
+    """A configuration value that cannot be used; ``str()`` names the variable."""
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(f"{PREFIX}_{key}: {message}")
+        self.key = key
+
+
+def load(app: Flask, overrides: dict[str, Any] | None) -> None:
+    """Fill ``app.config`` from defaults, the environment and ``overrides``, then validate.
+
+    :raise ConfigError: for the first invalid value.
+    """
+    app.config.from_mapping(DEFAULTS)
+    # Strings only: JSON-decoding would turn a numeric secret into an int.
+    app.config.from_prefixed_env(PREFIX, loads=str)
+    if overrides:
+        app.config.from_mapping(overrides)
+    validate(app)
+
+
+def validate(app: Flask) -> None:
+    """Check and normalise every ``TRACKER_*`` value in ``app.config``.
+
+    :raise ConfigError: for the first invalid value.
+    """
+    cfg = app.config
+    cfg["DATABASE_URL"] = _database_url(cfg["DATABASE_URL"], app.instance_path)
+    cfg["SECRET_KEY"] = _secret_key(cfg["SECRET_KEY"], app.instance_path)
+    cfg["STRIPE_SECRET_KEY"] = _optional_match(
+        "STRIPE_SECRET_KEY",
+        cfg["STRIPE_SECRET_KEY"],
+        r"(sk|rk)_(test|live)_[A-Za-z0-9_]+",
+        "expected a Stripe secret key (sk_test_…, sk_live_… or a restricted rk_… key)",
+    )
+    cfg["STRIPE_WEBHOOK_SECRETS"] = _webhook_secrets(cfg["STRIPE_WEBHOOK_SECRET"])
+    cfg["STRIPE_API_BASE"] = _optional_url("STRIPE_API_BASE", cfg["STRIPE_API_BASE"])
+    cfg["PUBLIC_URL"] = _optional_url("PUBLIC_URL", cfg["PUBLIC_URL"])
+    cfg["SMTP_URL"] = _smtp_url(cfg["SMTP_URL"])
+    cfg["MAIL_FROM"] = _mail_from(cfg["MAIL_FROM"])
+    cfg["API_CACHE_SECONDS"] = _seconds("API_CACHE_SECONDS", cfg["API_CACHE_SECONDS"])
+
+
+def _blank(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+def _database_url(value: Any, instance_path: str) -> str:
+    if _blank(value):
+        Path(instance_path).mkdir(parents=True, exist_ok=True)
+        return f"sqlite:///{Path(instance_path) / 'tracker.sqlite3'}"
+    try:
+        url = make_url(str(value).strip())
+    except (ArgumentError, ValueError):
+        raise ConfigError(
+            "DATABASE_URL", "not a database URL (expected sqlite:///PATH or postgresql://HOST/DB)"
+        ) from None
+    backend = url.get_backend_name()
+    if backend not in ("sqlite", "postgresql"):
+        raise ConfigError(
+            "DATABASE_URL", f"unsupported database {backend!r} (use sqlite or postgresql)"
+        )
+    if backend == "postgresql" and not url.database:
+        raise ConfigError("DATABASE_URL", "the PostgreSQL URL names no database")
+    return url.render_as_string(hide_password=False)
+
+
+def _secret_key(value: Any, instance_path: str) -> str:
+    if not _blank(value):
+        key = str(value).strip()
+        if len(key) < _MIN_SECRET:
+            raise ConfigError(
+                "SECRET_KEY",
+                f"too short (at least {_MIN_SECRET} characters; "
+                "make one with: python -c 'import secrets; "
+                "print(secrets.token_urlsafe(48))')",
+            )
+        return key
+    # A stable key per installation, so sessions survive restarts without setup.
+    path = Path(instance_path) / "secret_key"
+    if path.exists():
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(48)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(key)
+    return key
+
+
+def _optional_match(key: str, value: Any, pattern: str, message: str) -> str | None:
+    if _blank(value):
+        return None
+    text = str(value).strip()
+    if not re.fullmatch(pattern, text):
+        raise ConfigError(key, message)
+    return text
+
+
+def _webhook_secrets(value: Any) -> tuple[str, ...]:
+    if _blank(value):
+        return ()
+    parts = tuple(part.strip() for part in str(value).split(",") if part.strip())
+    for part in parts:
+        if not re.fullmatch(r"whsec_[A-Za-z0-9+/=_-]+", part):
+            raise ConfigError(
+                "STRIPE_WEBHOOK_SECRET", "expected one or more whsec_… secrets separated by commas"
+            )
+    return parts
+
+
+def _optional_url(key: str, value: Any) -> str | None:
+    if _blank(value):
+        return None
+    text = str(value).strip().rstrip("/")
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(key, "expected an http:// or https:// URL")
+    return text
+
+
+def _smtp_url(value: Any) -> str | None:
+    if _blank(value):
+        return None
+    text = str(value).strip()
+    parts = urlsplit(text)
+    if parts.scheme not in ("smtp", "smtps", "smtp+starttls") or not parts.hostname:
+        raise ConfigError(
+            "SMTP_URL",
+            "expected smtp://[USER:PASSWORD@]HOST[:PORT] (or smtps://, smtp+starttls://)",
+        )
+    try:
+        parts.port  # noqa: B018 -- urlsplit validates the port lazily
+    except ValueError:
+        raise ConfigError("SMTP_URL", "the port is not a number") from None
+    return text
+
+
+def _mail_from(value: Any) -> str | None:
+    if _blank(value):
+        return None
+    text = str(value).strip()
+    _name, address = parseaddr(text)
+    if "@" not in address or address.startswith("@") or address.endswith("@"):
+        raise ConfigError(
+            "MAIL_FROM", "expected an address such as 'Tracker <donations@example.org>'"
+        )
+    return text
+
+
+def _seconds(key: str, value: Any) -> float:
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(key, "expected a number of seconds") from None
+    if not 0 <= seconds <= 60:
+        raise ConfigError(key, "expected between 0 and 60 seconds")
+    return seconds

@@ -1,0 +1,194 @@
+"""Money as integer minor units with its currency.
+
+Parsing and formatting lean on Babel (CLDR data): the number of decimals of a
+currency, a locale's separators and its currency pattern all come from there,
+not from a hand-kept table.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from functools import lru_cache
+
+from babel import Locale, UnknownLocaleError
+from babel.numbers import (
+    NumberFormatError,
+    NumberPattern,
+    format_currency,
+    get_currency_precision,
+    get_currency_symbol,
+    get_decimal_symbol,
+    get_group_symbol,
+    is_currency,
+    parse_decimal,
+)
+
+# No single donation, payment or goal may exceed this many major units. It is
+# far beyond anything a crowdfunding campaign sees and far inside a BIGINT
+# even for three-decimal currencies, so a typo like "25000000000" is caught.
+MAX_MAJOR_UNITS = 100_000_000
+
+# ISO codes that are valid in CLDR but are not money anybody pays with.
+_NOT_PAYABLE = {"XXX", "XTS"}
+
+
+class MoneyError(ValueError):
+    """A human-entered amount or currency that cannot be accepted; ``str()`` is the message."""
+
+
+@dataclass(frozen=True, slots=True)
+class Money:
+    """An amount in minor units of ``currency`` (cents for USD, yen for JPY)."""
+
+    minor: int
+    currency: str
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.minor, int) or isinstance(self.minor, bool):
+            raise TypeError("Money.minor must be an int")
+
+    def __add__(self, other: Money) -> Money:
+        self._same_currency(other)
+        return Money(self.minor + other.minor, self.currency)
+
+    def __sub__(self, other: Money) -> Money:
+        self._same_currency(other)
+        return Money(self.minor - other.minor, self.currency)
+
+    def _same_currency(self, other: Money) -> None:
+        if other.currency != self.currency:
+            raise ValueError(f"cannot mix {self.currency} and {other.currency}")
+
+    @property
+    def major(self) -> Decimal:
+        """The amount in major units, exactly (``Decimal``, never float)."""
+        return to_major(self.minor, self.currency)
+
+
+def normalize_currency(code: str) -> str:
+    """Return the upper-case ISO 4217 code, or raise :class:`MoneyError`."""
+    upper = (code or "").strip().upper()
+    if len(upper) != 3 or not upper.isalpha() or upper in _NOT_PAYABLE or not is_currency(upper):
+        raise MoneyError(f"unknown currency {code!r}: use an ISO 4217 code such as USD or EUR")
+    return upper
+
+
+def normalize_locale(name: str) -> str:
+    """Return the canonical locale identifier (``en_US``), or raise :class:`MoneyError`."""
+    try:
+        return str(Locale.parse((name or "").strip().replace("-", "_")))
+    except (UnknownLocaleError, ValueError, TypeError):
+        raise MoneyError(
+            f"unknown locale {name!r}: use an identifier such as en_US or fr_FR"
+        ) from None
+
+
+def decimals(currency: str) -> int:
+    """Number of decimals of ``currency`` per ISO 4217 / CLDR (USD 2, JPY 0, KWD 3)."""
+    return int(get_currency_precision(currency))
+
+
+def to_major(minor: int, currency: str) -> Decimal:
+    """Convert minor units to an exact ``Decimal`` of major units."""
+    return Decimal(minor).scaleb(-decimals(currency))
+
+
+@lru_cache(maxsize=256)
+def _input_pattern(locale: str, currency: str) -> re.Pattern[str]:
+    group = re.escape(get_group_symbol(locale))
+    decimal = re.escape(get_decimal_symbol(locale))
+    # People type plain spaces where CLDR says no-break space, and the other way round.
+    spaces = r"\s\u00a0\u202f"
+    grouping = f"[{group}{spaces}]" if group.strip() == "" or "\u00a0" in group else group
+    return re.compile(rf"^\d+(?:{grouping}\d+)*(?:{decimal}\d*)?$|^{decimal}\d+$")
+
+
+def _strip_currency(text: str, currency: str, locale: str) -> str:
+    symbols = {get_currency_symbol(currency, locale), get_currency_symbol(currency, "en"), currency}
+    for token in sorted(symbols, key=len, reverse=True):
+        text = text.replace(token, "")
+    return text.strip(" \t\u00a0\u202f")
+
+
+def parse_amount(
+    text: str, currency: str, locale: str = "en_US", *, allow_zero: bool = False
+) -> int:
+    """Parse what a person typed (``"2,811"``, ``"2811.50"``, ``"0.5"``) into minor units.
+
+    Separators follow ``locale``; a leading or trailing currency symbol is tolerated.
+
+    :raise MoneyError: for an empty, malformed, negative, zero (unless ``allow_zero``),
+        non-finite or absurdly large amount, or one with more decimals than the currency has.
+    """
+    currency = normalize_currency(currency)
+    raw = "" if text is None else str(text)
+    cleaned = _strip_currency(raw.strip(), currency, locale)
+    if not cleaned:
+        raise MoneyError("enter an amount")
+    if cleaned.startswith("-") or cleaned.startswith("\u2212"):
+        raise MoneyError("the amount must be positive")
+    if not _input_pattern(locale, currency).match(cleaned):
+        raise MoneyError(f"{raw.strip()!r} is not an amount")
+    try:
+        value = parse_decimal(cleaned.replace(" ", get_group_symbol(locale)), locale, strict=True)
+    except (NumberFormatError, InvalidOperation):
+        raise MoneyError(f"{raw.strip()!r} is not an amount") from None
+    return _to_minor(value, currency, allow_zero=allow_zero)
+
+
+def _to_minor(value: Decimal, currency: str, *, allow_zero: bool) -> int:
+    if not value.is_finite():
+        raise MoneyError("the amount must be a number")
+    if value < 0:
+        raise MoneyError("the amount must be positive")
+    if value == 0 and not allow_zero:
+        raise MoneyError("the amount must be greater than zero")
+    if value > MAX_MAJOR_UNITS:
+        raise MoneyError(f"the amount is too large (at most {MAX_MAJOR_UNITS:,} {currency})")
+    places = decimals(currency)
+    scaled = value.scaleb(places)
+    if scaled != scaled.to_integral_value():
+        if places == 0:
+            raise MoneyError(f"{currency} amounts have no decimals")
+        raise MoneyError(f"{currency} amounts have at most {places} decimals")
+    return int(scaled)
+
+
+def major_to_minor(value: Decimal | int | str, currency: str, *, allow_zero: bool = False) -> int:
+    """Convert an exact major-unit value (already a number) to minor units with the same rules
+    as :func:`parse_amount`.
+
+    :raise MoneyError: as :func:`parse_amount`.
+    """
+    try:
+        dec = Decimal(value)
+    except (InvalidOperation, ValueError, TypeError):
+        raise MoneyError(f"{value!r} is not an amount") from None
+    return _to_minor(dec, normalize_currency(currency), allow_zero=allow_zero)
+
+
+@lru_cache(maxsize=256)
+def _whole_pattern(locale: str) -> NumberPattern:
+    pattern: NumberPattern = copy.copy(Locale.parse(locale).currency_formats["standard"])
+    pattern.frac_prec = (0, 0)
+    return pattern
+
+
+def format_money(minor: int, currency: str, locale: str, *, cents: bool = True) -> str:
+    """Format minor units for display in ``locale`` (``$2,811.00``, ``2 811 $``, ``¥500``).
+
+    With ``cents=False`` the amount is shown in whole major units, rounded down, so a
+    progress bar never claims money that has not arrived.
+    """
+    value = to_major(minor, currency)
+    if cents or decimals(currency) == 0:
+        return str(format_currency(value, currency, locale=locale))
+    whole = value.to_integral_value(rounding="ROUND_FLOOR")
+    return str(
+        format_currency(
+            whole, currency, format=_whole_pattern(locale), locale=locale, currency_digits=False
+        )
+    )

@@ -1,0 +1,237 @@
+"""Recording money movements and keeping the per-period totals in step with them.
+
+Idempotency rests on the database, not on a read-then-write: the entry is
+inserted with ``ON CONFLICT (source, reference) DO NOTHING``, so two
+processes inserting the same reference at the same instant produce one row,
+and only the insert that created it touches the totals, in the same
+transaction. Totals are bumped with a single atomic upsert, never read,
+modified and written back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import case, func, literal, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from tracker.domain.ledger import EntryKind, EntrySource, LedgerError, donor_key_for, signed
+from tracker.domain.periods import period_key
+from tracker.models import Campaign, LedgerEntry, PeriodDonor, PeriodTotal, utcnow
+
+
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    """The outcome of :func:`record_entry`: ``new`` is False for a duplicate reference."""
+
+    new: bool
+    entry_id: int | None
+    period_key: str
+
+
+def _insert(session: Session, table: Any) -> postgresql.Insert | sqlite.Insert:
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        return postgresql.insert(table)
+    if dialect == "sqlite":
+        return sqlite.insert(table)
+    raise RuntimeError(f"unsupported database {dialect}")  # config refuses others
+
+
+def record_entry(
+    session: Session,
+    campaign: Campaign,
+    *,
+    source: EntrySource,
+    reference: str,
+    kind: EntryKind,
+    amount: int,
+    currency: str,
+    occurred_at: datetime,
+    donor_key: str | None = None,
+    pledge_id: int | None = None,
+    note: str | None = None,
+) -> Recorded:
+    """Append one movement to the ledger unless ``(source, reference)`` is already there.
+
+    ``amount`` is the positive magnitude in minor units; the sign comes from ``kind``.
+    The entry counts in the campaign period containing ``occurred_at``. Flushes, does
+    not commit: the caller's transaction covers the entry and its totals together.
+
+    :return: whether the entry was new, its id, and its period key.
+    :raise LedgerError: for a non-positive amount, an empty reference, or a currency
+        other than the campaign's (a total never mixes currencies).
+    """
+    value = signed(kind, amount)
+    reference = (reference or "").strip()
+    if not reference or len(reference) > 255:
+        raise LedgerError("an entry needs a reference of 1 to 255 characters")
+    if currency.upper() != campaign.currency:
+        raise LedgerError(
+            f"a {currency.upper()} movement cannot count towards a {campaign.currency} campaign"
+        )
+    key = period_key(campaign.period, campaign.timezone, occurred_at)
+    donor = (
+        donor_key_for(source, reference, donor_key)
+        if kind is EntryKind.PAYMENT
+        else (donor_key or "")
+    )
+
+    session.flush()
+    inserted = session.execute(
+        _insert(session, LedgerEntry.__table__)
+        .values(
+            campaign_id=campaign.id,
+            source=source,
+            reference=reference,
+            kind=kind,
+            amount=value,
+            currency=campaign.currency,
+            occurred_at=occurred_at,
+            period_key=key,
+            donor_key=donor,
+            pledge_id=pledge_id,
+            note=note,
+            created_at=utcnow(),
+        )
+        .on_conflict_do_nothing(index_elements=["source", "reference"])
+        .returning(LedgerEntry.id)
+    ).scalar_one_or_none()
+    if inserted is None:
+        return Recorded(False, None, key)
+
+    new_donor = 0
+    if kind is EntryKind.PAYMENT:
+        added = session.execute(
+            _insert(session, PeriodDonor.__table__)
+            .values(campaign_id=campaign.id, period_key=key, donor_key=donor)
+            .on_conflict_do_nothing()
+            .returning(literal(1))
+        ).scalar_one_or_none()
+        new_donor = 1 if added else 0
+    _bump_totals(
+        session,
+        campaign.id,
+        key,
+        value,
+        payments=1 if kind is EntryKind.PAYMENT else 0,
+        donors=new_donor,
+    )
+    return Recorded(True, inserted, key)
+
+
+def _bump_totals(
+    session: Session, campaign_id: int, key: str, raised: int, *, payments: int, donors: int
+) -> None:
+    table = PeriodTotal.__table__
+    stmt = _insert(session, table).values(
+        campaign_id=campaign_id,
+        period_key=key,
+        raised=raised,
+        payments=payments,
+        donors=donors,
+        version=1,
+        updated_at=utcnow(),
+    )
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["campaign_id", "period_key"],
+        set_={
+            "raised": table.c.raised + stmt.excluded.raised,
+            "payments": table.c.payments + stmt.excluded.payments,
+            "donors": table.c.donors + stmt.excluded.donors,
+            "version": table.c.version + 1,
+            "updated_at": stmt.excluded.updated_at,
+        },
+    )
+    session.execute(stmt)
+
+
+@dataclass(frozen=True, slots=True)
+class Drift:
+    """A totals row that disagrees with its ledger entries."""
+
+    campaign_slug: str
+    period_key: str
+    stored: tuple[int, int, int]
+    expected: tuple[int, int, int]
+
+    def describe(self) -> str:
+        """One line for an operator: the row, and what it stores against what the ledger says."""
+        names = ("raised", "donors", "payments")
+        diffs = ", ".join(
+            f"{name} {have} (ledger says {want})"
+            for name, have, want in zip(names, self.stored, self.expected, strict=True)
+            if have != want
+        )
+        return f"{self.campaign_slug} {self.period_key}: {diffs}"
+
+
+def ledger_totals(session: Session) -> dict[tuple[int, str], tuple[int, int, int]]:
+    """Recompute (raised, donors, payments) per (campaign id, period key) from the ledger."""
+    is_payment = LedgerEntry.kind == EntryKind.PAYMENT
+    rows = session.execute(
+        select(
+            LedgerEntry.campaign_id,
+            LedgerEntry.period_key,
+            func.sum(LedgerEntry.amount),
+            func.count(func.distinct(case((is_payment, LedgerEntry.donor_key)))),
+            func.count(case((is_payment, 1))),
+        ).group_by(LedgerEntry.campaign_id, LedgerEntry.period_key)
+    )
+    return {
+        (cid, key): (int(raised), int(donors), int(payments))
+        for cid, key, raised, donors, payments in rows
+    }
+
+
+def check_totals(session: Session, *, repair: bool = False) -> list[Drift]:
+    """Compare every totals row with the ledger; return the rows that drifted.
+
+    With ``repair=True`` drifted rows are rewritten from the ledger (totals are
+    derived data; the ledger is never touched). The caller commits.
+    """
+    expected = ledger_totals(session)
+    stored = {
+        (row.campaign_id, row.period_key): row for row in session.scalars(select(PeriodTotal))
+    }
+    slugs = {cid: slug for cid, slug in session.execute(select(Campaign.id, Campaign.slug))}
+    drifts: list[Drift] = []
+    for ident in sorted(set(expected) | set(stored)):
+        want = expected.get(ident, (0, 0, 0))
+        row = stored.get(ident)
+        have = (row.raised, row.donors, row.payments) if row else (0, 0, 0)
+        if have != want:
+            drifts.append(Drift(slugs.get(ident[0], str(ident[0])), ident[1], have, want))
+            if repair:
+                _rewrite(session, ident, want, row)
+    return drifts
+
+
+def _rewrite(
+    session: Session, ident: tuple[int, str], want: tuple[int, int, int], row: PeriodTotal | None
+) -> None:
+    campaign_id, key = ident
+    if row is None:
+        row = PeriodTotal(campaign_id=campaign_id, period_key=key, version=0)
+        session.add(row)
+    row.raised, row.donors, row.payments = want
+    row.version = (row.version or 0) + 1
+    row.updated_at = utcnow()
+    # The donor set must match too, or the next payment would miscount.
+    donors = session.scalars(
+        select(LedgerEntry.donor_key)
+        .distinct()
+        .where(
+            LedgerEntry.campaign_id == campaign_id,
+            LedgerEntry.period_key == key,
+            LedgerEntry.kind == EntryKind.PAYMENT,
+        )
+    ).all()
+    session.query(PeriodDonor).filter_by(campaign_id=campaign_id, period_key=key).delete()
+    session.add_all(
+        PeriodDonor(campaign_id=campaign_id, period_key=key, donor_key=d) for d in donors
+    )
+    session.flush()

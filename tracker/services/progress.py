@@ -1,0 +1,133 @@
+"""Reading a campaign's progress: one totals row, never a scan of the ledger."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from tracker.domain.money import format_money
+from tracker.domain.periods import Period, PeriodKind, period_at, period_from_key
+from tracker.domain.progress import NextTier, progress
+from tracker.models import Campaign, PeriodTotal, utcnow
+from tracker.services.campaigns import get_campaign
+
+
+@dataclass(frozen=True, slots=True)
+class TierView:
+    """A tier as shown: amount in minor units, its label, whether it is reached."""
+
+    amount: int
+    label: str
+    reached: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ProgressReport:
+    """Everything the public API and the embeds show about a campaign right now."""
+
+    slug: str
+    title: str
+    currency: str
+    locale: str
+    status: str
+    show_cents: bool
+    raised: int
+    raised_display: str
+    donors: int
+    payments: int
+    tiers: tuple[TierView, ...]
+    next_tier: NextTier | None
+    percent: Decimal
+    period: Period | None
+    updated_at: datetime
+    version: tuple[int, int]
+
+    def display(self, minor: int) -> str:
+        """Format ``minor`` units of this campaign's currency the way its raised amount is."""
+        return format_money(minor, self.currency, self.locale, cents=self.show_cents)
+
+
+def campaign_progress(
+    session: Session, slug: str, *, now: datetime | None = None
+) -> ProgressReport:
+    """Progress of the public campaign ``slug`` in its current period.
+
+    :raise CampaignNotFound: for an unknown slug or a draft campaign.
+    """
+    campaign = get_campaign(session, slug, public=True)
+    instant = now or utcnow()
+    period = period_at(campaign.period, campaign.timezone, instant)
+    total = session.get(PeriodTotal, (campaign.id, period.key))
+    return _report(campaign, period, total)
+
+
+def _report(campaign: Campaign, period: Period, total: PeriodTotal | None) -> ProgressReport:
+    raised = total.raised if total else 0
+    state = progress(raised, [t.amount for t in campaign.tiers])
+
+    def show(minor: int) -> str:
+        return format_money(minor, campaign.currency, campaign.locale, cents=campaign.show_cents)
+
+    tiers = tuple(
+        TierView(t.amount, t.label or show(t.amount), s.reached)
+        for t, s in zip(campaign.tiers, state.tiers, strict=True)
+    )
+    updated = max(campaign.updated_at, total.updated_at) if total else campaign.updated_at
+    return ProgressReport(
+        slug=campaign.slug,
+        title=campaign.title,
+        currency=campaign.currency,
+        locale=campaign.locale,
+        status=campaign.status.value,
+        show_cents=campaign.show_cents,
+        raised=raised,
+        raised_display=show(raised),
+        donors=total.donors if total else 0,
+        payments=total.payments if total else 0,
+        tiers=tiers,
+        next_tier=state.next_tier,
+        percent=state.percent,
+        period=None if campaign.period is PeriodKind.NONE else period,
+        updated_at=updated,
+        version=(campaign.version, total.version if total else 0),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class PeriodSummary:
+    """One period's totals, for history listings."""
+
+    period: Period
+    raised: int
+    raised_display: str
+    donors: int
+    payments: int
+
+
+def period_history(session: Session, slug: str) -> tuple[Campaign, list[PeriodSummary]]:
+    """Every period of the public campaign ``slug`` that has totals, newest first.
+
+    :raise CampaignNotFound: for an unknown slug or a draft campaign.
+    """
+    campaign = get_campaign(session, slug, public=True)
+    rows = session.scalars(
+        select(PeriodTotal)
+        .where(PeriodTotal.campaign_id == campaign.id)
+        .order_by(PeriodTotal.period_key.desc())
+    ).all()
+    if campaign.period is PeriodKind.NONE:
+        return campaign, []
+    return campaign, [
+        PeriodSummary(
+            period_from_key(campaign.period, campaign.timezone, row.period_key),
+            row.raised,
+            format_money(row.raised, campaign.currency, campaign.locale, cents=campaign.show_cents),
+            row.donors,
+            row.payments,
+        )
+        for row in rows
+    ]

@@ -1,0 +1,55 @@
+"""App-wide HTTP concerns: health probes, framing policy, JSON errors."""
+
+from __future__ import annotations
+
+from flask import Flask, Response, jsonify
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
+
+from tracker.db import get_session
+
+_EMBEDDABLE = "tracker_embeddable"
+
+
+def json_error(status: int, code: str, message: str) -> Response:
+    """A JSON error body ``{"error": code, "message": message}`` with ``status``."""
+    response = jsonify(error=code, message=message)
+    response.status_code = status
+    return response
+
+
+def allow_framing(response: Response) -> Response:
+    """Mark ``response`` as embeddable on any site (the embed routes only)."""
+    response.headers["Content-Security-Policy"] = "frame-ancestors *"
+    setattr(response, _EMBEDDABLE, True)
+    return response
+
+
+def init_app(app: Flask) -> None:
+    """Register the health probes and the default framing policy."""
+
+    @app.get("/livez")
+    def livez() -> Response:
+        """Liveness: the process answers. Touches nothing else (also the benchmarks' baseline)."""
+        return jsonify(status="ok")
+
+    @app.get("/healthz")
+    def healthz() -> Response:
+        """Readiness: the database answers. ``503`` with a reason when it does not."""
+        try:
+            get_session().execute(text("SELECT 1"))
+        except SQLAlchemyError:
+            app.logger.warning("health check: database unavailable", exc_info=True)
+            return json_error(503, "database_unavailable", "the database does not answer")
+        return jsonify(status="ok", database="ok")
+
+    @app.after_request
+    def _forbid_framing(response: Response) -> Response:
+        # Admin and donor pages must never be framed (clickjacking); the embed
+        # routes opt out explicitly with allow_framing().
+        if not getattr(response, _EMBEDDABLE, False):
+            response.headers.setdefault("X-Frame-Options", "DENY")
+            response.headers.setdefault("Content-Security-Policy", "frame-ancestors 'none'")
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "strict-origin-when-cross-origin")
+        return response
