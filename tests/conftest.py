@@ -1,0 +1,159 @@
+"""Shared fixtures: every database test runs on SQLite and on PostgreSQL.
+
+PostgreSQL: each test run creates its own database (``tracker_test_<random>``)
+on the server named by ``TRACKER_TEST_PG_URL`` (default: the local one) and
+drops it at the end. With ``CI=true`` an unreachable server fails the run;
+elsewhere the PostgreSQL half is skipped with the reason shown.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient, FlaskCliRunner
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
+
+from tracker import create_app, migrate
+from tracker.db import Database
+
+PG_ADMIN_URL = os.environ.get("TRACKER_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+SECRET = "test-secret-key-" + "x" * 32
+TABLES = (
+    "audit_events",
+    "ledger_entries",
+    "period_donors",
+    "period_totals",
+    "pledges",
+    "tiers",
+    "campaigns",
+)
+
+
+def missing_service(what: str, reason: str) -> None:
+    """Fail in CI, skip elsewhere: a missing service must never pass silently in CI."""
+    message = f"{what} unavailable: {reason}"
+    if IN_CI:
+        pytest.fail(f"{message} (CI=true requires it)", pytrace=False)
+    pytest.skip(message)
+
+
+@pytest.fixture(autouse=True)
+def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The developer's own TRACKER_* settings must not leak into tests.
+    for name in list(os.environ):
+        if name.startswith("TRACKER_") and name != "TRACKER_TEST_PG_URL":
+            monkeypatch.delenv(name)
+
+
+def _admin_conninfo() -> str:
+    url = make_url(PG_ADMIN_URL)
+    return url.set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+@pytest.fixture(scope="session")
+def pg_server_url() -> Iterator[str]:
+    """A fresh, migrated PostgreSQL database for this test run, dropped afterwards."""
+    name = f"tracker_test_{secrets.token_hex(4)}"
+    try:
+        admin = psycopg.connect(_admin_conninfo(), autocommit=True, connect_timeout=5)
+    except psycopg.OperationalError as exc:
+        missing_service("PostgreSQL", str(exc).strip().splitlines()[0])
+    with admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    url = make_url(PG_ADMIN_URL).set(drivername="postgresql+psycopg", database=name)
+    rendered = url.render_as_string(hide_password=False)
+    database = Database(rendered)
+    migrate.upgrade(database.engine)
+    database.dispose()
+    try:
+        yield rendered
+    finally:
+        with psycopg.connect(_admin_conninfo(), autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A migrated SQLite file that each test copies (faster than migrating per test)."""
+    path = tmp_path_factory.mktemp("sqlite") / "template.sqlite3"
+    database = Database(f"sqlite:///{path}")
+    migrate.upgrade(database.engine)
+    with database.engine.connect() as conn:
+        conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    database.dispose()
+    return path
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The URL of an empty, migrated database of each kind, private to the test."""
+    if request.param == "sqlite":
+        template: Path = request.getfixturevalue("sqlite_template")
+        path = tmp_path / "tracker.sqlite3"
+        shutil.copyfile(template, path)
+        yield f"sqlite:///{path}"
+        return
+    url: str = request.getfixturevalue("pg_server_url")
+    yield url
+    engine = Database(url).engine
+    with engine.begin() as conn:
+        conn.execute(text(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE"))
+    engine.dispose()
+
+
+@pytest.fixture
+def database(db_url: str) -> Iterator[Database]:
+    """A :class:`Database` on the test's database."""
+    database = Database(db_url)
+    yield database
+    database.dispose()
+
+
+@pytest.fixture
+def session(database: Database) -> Iterator[Session]:
+    """A write session; tests commit when they need to."""
+    with database.session() as session:
+        yield session
+
+
+def make_app(db_url: str, **overrides: Any) -> Flask:
+    """An app on ``db_url`` with test settings; ``overrides`` win."""
+    config = {
+        "TESTING": True,
+        "DATABASE_URL": db_url,
+        "SECRET_KEY": SECRET,
+        "API_CACHE_SECONDS": 0,
+        **overrides,
+    }
+    return create_app(config)
+
+
+@pytest.fixture
+def app(db_url: str) -> Iterator[Flask]:
+    """The application on the test's database."""
+    application = make_app(db_url)
+    yield application
+    application.extensions["tracker.db"].dispose()
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    """A test client of :func:`app`."""
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app: Flask) -> FlaskCliRunner:
+    """A CLI runner of :func:`app`."""
+    return app.test_cli_runner()
