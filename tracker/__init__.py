@@ -19,7 +19,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """
     from pathlib import Path
 
-    from tracker import cli, config, db, web
+    from tracker import cli, config, db, gateway, web
     from tracker.api import blueprint as api
 
     root = Path(__file__).resolve().parent.parent
@@ -31,6 +31,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     )
     config.load(app, test_config)
     db.init_app(app, db.Database(app.config["DATABASE_URL"]))
+    gateway.init_app(app)
     web.init_app(app)
     app.register_blueprint(api.bp)
     cli.init_app(app)

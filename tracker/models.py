@@ -146,6 +146,10 @@ class Campaign(Base):
     timezone: Mapped[str] = mapped_column(String(64), default="UTC")
     starts_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     ends_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Suggested amounts on the donate page, minor units, comma-separated ("1000,2500,5000").
+    preset_amounts: Mapped[str] = mapped_column(String(200), default="", server_default="")
+    # Shown to donors who pledge to pay offline (bank details, address for cheques).
+    payment_instructions: Mapped[str | None] = mapped_column(Text)
     # Bumped on every change of the campaign itself, so caches and ETags notice.
     version: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
@@ -205,6 +209,16 @@ class Pledge(Base):
     status: Mapped[PledgeStatus] = mapped_column(
         str_enum(PledgeStatus, "pledge_status"), default=PledgeStatus.PENDING
     )
+    # Stripe's ids for what this pledge created or was matched to; null until known.
+    stripe_checkout_session_id: Mapped[str | None] = mapped_column(
+        String(255), unique=True, index=True
+    )
+    stripe_payment_intent_id: Mapped[str | None] = mapped_column(
+        String(255), unique=True, index=True
+    )
+    stripe_subscription_id: Mapped[str | None] = mapped_column(String(255), unique=True, index=True)
+    stripe_customer_id: Mapped[str | None] = mapped_column(String(255))
+    paid_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
