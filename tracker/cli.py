@@ -186,7 +186,9 @@ def create_campaign_cmd(
         click.echo(f"created campaign {campaign.slug} ({campaign.status.value})")
 
 
-@tracker_cli.command("add-offline-payment")
+# Unknown options pass through so "-10" reaches the amount check ("must be positive")
+# instead of click's "No such option '-1'".
+@tracker_cli.command("add-offline-payment", context_settings={"ignore_unknown_options": True})
 @click.argument("slug")
 @click.argument("amount")
 @click.option("--note", required=True, help="What was received and how.")

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from flask import Flask, Response, jsonify
+from flask import Flask, Response, jsonify, request
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
+from werkzeug.exceptions import HTTPException
 
 from tracker.db import get_session
 
@@ -42,6 +43,14 @@ def init_app(app: Flask) -> None:
             app.logger.warning("health check: database unavailable", exc_info=True)
             return json_error(503, "database_unavailable", "the database does not answer")
         return jsonify(status="ok", database="ok")
+
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException) -> Response | HTTPException:
+        # Machines get JSON (the API, health probes); people get Flask's page.
+        if request.path.startswith("/api/"):
+            code = (exc.name or "error").lower().replace(" ", "_")
+            return json_error(exc.code or 500, code, exc.description or "")
+        return exc
 
     @app.after_request
     def _forbid_framing(response: Response) -> Response:

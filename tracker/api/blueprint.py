@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from flask import Blueprint, Response, current_app, request
-from werkzeug.exceptions import HTTPException
 
 from tracker.db import get_session
 from tracker.domain.periods import Period
@@ -108,6 +107,11 @@ def cached_progress(slug: str) -> _Rendered:
     return rendered
 
 
+def _not_found() -> Response:
+    # A fixed message: the slug is the caller's own input and need not be echoed.
+    return json_error(404, "not_found", "no public campaign has this slug")
+
+
 @bp.get("/campaigns/<slug>")
 def campaign(slug: str) -> Response:
     """Progress of a public campaign.
@@ -116,8 +120,8 @@ def campaign(slug: str) -> Response:
     """
     try:
         return _respond(cached_progress(slug))
-    except CampaignNotFound as exc:
-        return json_error(404, "not_found", str(exc))
+    except CampaignNotFound:
+        return _not_found()
 
 
 @bp.get("/campaigns/<slug>/periods")
@@ -128,8 +132,8 @@ def periods(slug: str) -> Response:
     """
     try:
         campaign, history = period_history(get_session(), slug)
-    except CampaignNotFound as exc:
-        return json_error(404, "not_found", str(exc))
+    except CampaignNotFound:
+        return _not_found()
     document = {
         "slug": campaign.slug,
         "currency": campaign.currency,
@@ -158,10 +162,3 @@ def _cors(response: Response) -> Response:
     response.headers["Access-Control-Expose-Headers"] = "ETag"
     response.headers["Access-Control-Max-Age"] = "86400"
     return response
-
-
-@bp.errorhandler(HTTPException)
-def _http_error(exc: HTTPException) -> Response:
-    return json_error(
-        exc.code or 500, (exc.name or "error").lower().replace(" ", "_"), exc.description or ""
-    )

@@ -1,0 +1,151 @@
+"""Money: parsing what people type, formatting for a locale, minor units per currency."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tracker.domain.money import (
+    MAX_MAJOR_UNITS,
+    Money,
+    MoneyError,
+    decimals,
+    format_money,
+    major_to_minor,
+    normalize_currency,
+    normalize_locale,
+    parse_amount,
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "currency", "locale", "minor"),
+    [
+        ("2,811", "USD", "en_US", 281_100),
+        ("2811.50", "USD", "en_US", 281_150),
+        ("0.5", "USD", "en_US", 50),
+        (".5", "USD", "en_US", 50),
+        ("5.", "USD", "en_US", 500),
+        ("$25", "USD", "en_US", 2_500),
+        ("25 USD", "USD", "en_US", 2_500),
+        (" 1,000,000 ", "USD", "en_US", 100_000_000),
+        ("500", "JPY", "ja_JP", 500),
+        ("1,500", "JPY", "en_US", 1_500),
+        ("1.234", "KWD", "en_US", 1_234),
+        ("2 811,50", "EUR", "fr_FR", 281_150),
+        ("2\u202f811,50", "EUR", "fr_FR", 281_150),
+        ("2.811,50", "EUR", "de_DE", 281_150),
+        ("0,5", "EUR", "fr_FR", 50),
+    ],
+)
+def test_parse_amount_accepts_what_people_type(
+    text: str, currency: str, locale: str, minor: int
+) -> None:
+    assert parse_amount(text, currency, locale) == minor
+
+
+@pytest.mark.parametrize(
+    ("text", "currency", "message"),
+    [
+        ("", "USD", "enter an amount"),
+        ("   ", "USD", "enter an amount"),
+        ("-5", "USD", "positive"),
+        ("\u22125", "USD", "positive"),
+        ("0", "USD", "greater than zero"),
+        ("0.00", "USD", "greater than zero"),
+        ("2.555", "USD", "at most 2 decimals"),
+        ("5.5", "JPY", "no decimals"),
+        ("1.2345", "KWD", "at most 3 decimals"),
+        ("NaN", "USD", "not an amount"),
+        ("Infinity", "USD", "not an amount"),
+        ("1e5", "USD", "not an amount"),
+        ("1_000", "USD", "not an amount"),
+        ("2,81", "USD", "not an amount"),
+        ("12abc", "USD", "not an amount"),
+        ("100000000.01", "USD", "too large"),
+        ("999999999999999999999999", "USD", "too large"),
+        ("5", "usd!", "unknown currency"),
+        ("5", "XXX", "unknown currency"),
+    ],
+)
+def test_parse_amount_refuses_with_a_clear_message(text: str, currency: str, message: str) -> None:
+    with pytest.raises(MoneyError, match=message):
+        parse_amount(text, currency, "en_US")
+
+
+def test_zero_is_allowed_only_when_asked() -> None:
+    assert parse_amount("0", "USD", allow_zero=True) == 0
+
+
+@pytest.mark.parametrize(("currency", "places"), [("USD", 2), ("EUR", 2), ("JPY", 0), ("KWD", 3)])
+def test_decimals_come_from_iso_data(currency: str, places: int) -> None:
+    assert decimals(currency) == places
+
+
+@pytest.mark.parametrize(
+    ("minor", "currency", "locale", "cents", "shown"),
+    [
+        (281_100, "USD", "en_US", False, "$2,811"),
+        (281_199, "USD", "en_US", False, "$2,811"),
+        (281_150, "USD", "en_US", True, "$2,811.50"),
+        (281_100, "CAD", "fr_CA", False, "2\u00a0811\u00a0$"),
+        (500, "JPY", "ja_JP", True, "￥500"),
+        (500, "JPY", "en_US", False, "¥500"),
+        (281_150, "EUR", "fr_FR", True, "2\u202f811,50\u00a0€"),
+        (1_234, "KWD", "en_US", True, "KWD1.234"),
+        (-8_900, "USD", "en_US", False, "-$89"),
+    ],
+)
+def test_format_money_follows_the_locale(
+    minor: int, currency: str, locale: str, cents: bool, shown: str
+) -> None:
+    assert format_money(minor, currency, locale, cents=cents) == shown
+
+
+def test_normalizers() -> None:
+    assert normalize_currency(" usd ") == "USD"
+    assert normalize_locale("fr-FR") == "fr_FR"
+    with pytest.raises(MoneyError, match="unknown locale"):
+        normalize_locale("xx_NOPE")
+
+
+def test_money_refuses_to_mix_currencies() -> None:
+    assert Money(100, "USD") + Money(50, "USD") == Money(150, "USD")
+    assert Money(100, "USD").major == Decimal("1.00")
+    with pytest.raises(ValueError, match="cannot mix"):
+        Money(100, "USD") - Money(1, "EUR")
+    with pytest.raises(TypeError):
+        Money(1.5, "USD")  # type: ignore[arg-type]
+
+
+def test_major_to_minor() -> None:
+    assert major_to_minor(Decimal("12.34"), "USD") == 1234
+    with pytest.raises(MoneyError):
+        major_to_minor("abc", "USD")
+
+
+CURRENCIES = st.sampled_from(["USD", "EUR", "JPY", "KWD", "GBP", "CHF"])
+LOCALES = st.sampled_from(["en_US", "fr_FR", "de_DE", "ja_JP", "fr_CA", "en_GB", "es_ES"])
+
+
+@given(
+    minor=st.integers(min_value=1, max_value=10**9),
+    currency=CURRENCIES,
+    locale=LOCALES,
+)
+def test_formatting_round_trips_through_parsing(minor: int, currency: str, locale: str) -> None:
+    shown = format_money(minor, currency, locale, cents=True)
+    assert parse_amount(shown, currency, locale) == minor
+
+
+@given(st.text(max_size=20), CURRENCIES, LOCALES)
+def test_parse_amount_never_crashes(text: str, currency: str, locale: str) -> None:
+    try:
+        value = parse_amount(text, currency, locale)
+    except MoneyError:
+        return
+    assert isinstance(value, int)
+    assert 0 < value <= MAX_MAJOR_UNITS * 10 ** decimals(currency)
