@@ -176,3 +176,18 @@ def test_the_micro_cache_serves_repeats_without_the_database(db_url: str) -> Non
     # Within the cache window the process answers from memory, not the database.
     assert client.get("/api/v1/campaigns/demo").get_json() == first
     app.extensions["tracker.db"].dispose()
+
+
+def test_database_down_is_a_503_not_a_500(tmp_path: object) -> None:
+    from tests.conftest import make_app
+
+    # Port 9 (discard) on loopback: nothing listens, the connection is refused at once.
+    app = make_app("postgresql+psycopg://postgres@127.0.0.1:9/none")
+    client = app.test_client()
+    health = client.get("/healthz")
+    assert health.status_code == 503
+    assert health.get_json()["error"] == "database_unavailable"
+    api = client.get("/api/v1/campaigns/demo")
+    assert api.status_code == 503
+    assert api.headers["Retry-After"] == "5"
+    assert client.get("/livez").status_code == 200

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Flask, Response, jsonify, request
 from sqlalchemy import text
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from werkzeug.exceptions import HTTPException
 
 from tracker.db import get_session
@@ -43,6 +43,14 @@ def init_app(app: Flask) -> None:
             app.logger.warning("health check: database unavailable", exc_info=True)
             return json_error(503, "database_unavailable", "the database does not answer")
         return jsonify(status="ok", database="ok")
+
+    @app.errorhandler(OperationalError)
+    def _database_down(exc: OperationalError) -> Response:
+        # An outage is not a bug: say so with 503 so clients and proxies retry.
+        app.logger.error("database unavailable: %s", exc.orig)
+        response = json_error(503, "unavailable", "the service is temporarily unavailable")
+        response.headers["Retry-After"] = "5"
+        return response
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Response | HTTPException:

@@ -132,7 +132,7 @@ LOCALES = st.sampled_from(["en_US", "fr_FR", "de_DE", "ja_JP", "fr_CA", "en_GB",
 
 
 @given(
-    minor=st.integers(min_value=1, max_value=10**9),
+    minor=st.integers(min_value=1, max_value=MAX_MAJOR_UNITS),
     currency=CURRENCIES,
     locale=LOCALES,
 )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -36,7 +37,15 @@ class _Rendered:
     expires: float
 
 
-_cache: OrderedDict[str, _Rendered] = OrderedDict()
+_cache_lock = threading.Lock()
+
+
+def _cache() -> OrderedDict[str, _Rendered]:
+    # One cache per app (not per module), so two apps in a process never share entries.
+    cache: OrderedDict[str, _Rendered] = current_app.extensions.setdefault(
+        "tracker.api_cache", OrderedDict()
+    )
+    return cache
 
 
 def _iso(value: Any) -> str | None:
@@ -95,15 +104,16 @@ def cached_progress(slug: str) -> _Rendered:
 
     :raise CampaignNotFound: for an unknown or draft campaign (never cached).
     """
-    key = f"{id(current_app)}:{slug}"
-    hit = _cache.get(key)
+    cache = _cache()
+    hit = cache.get(slug)
     if hit is not None and hit.expires > time.monotonic():
         return hit
     rendered = _render(progress_document(campaign_progress(get_session(), slug)))
-    _cache[key] = rendered
-    _cache.move_to_end(key)
-    while len(_cache) > _MAX_CACHED:
-        _cache.popitem(last=False)
+    with _cache_lock:  # threaded workers share the cache
+        cache[slug] = rendered
+        cache.move_to_end(slug)
+        while len(cache) > _MAX_CACHED:
+            cache.popitem(last=False)
     return rendered
 
 

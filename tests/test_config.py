@@ -1,0 +1,94 @@
+"""Start-up configuration: defaults, and one clear line naming a bad variable."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from flask import Flask
+
+from tracker import create_app
+from tracker.config import ConfigError
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("DATABASE_URL", "not a url at all", "TRACKER_DATABASE_URL: not a database URL"),
+        ("DATABASE_URL", "mysql://localhost/x", "TRACKER_DATABASE_URL: unsupported database"),
+        ("DATABASE_URL", "postgresql://localhost", "names no database"),
+        ("SECRET_KEY", "short", "TRACKER_SECRET_KEY: too short"),
+        ("STRIPE_SECRET_KEY", "pk_test_123", "TRACKER_STRIPE_SECRET_KEY: expected a Stripe"),
+        ("STRIPE_WEBHOOK_SECRET", "whsec_ok,nope", "TRACKER_STRIPE_WEBHOOK_SECRET"),
+        ("STRIPE_API_BASE", "ftp://x", "TRACKER_STRIPE_API_BASE: expected an http"),
+        ("SMTP_URL", "mail.example.org", "TRACKER_SMTP_URL"),
+        ("SMTP_URL", "smtp://mail.example.org:port", "the port is not a number"),
+        ("MAIL_FROM", "nobody", "TRACKER_MAIL_FROM"),
+        ("PUBLIC_URL", "example.org", "TRACKER_PUBLIC_URL"),
+        ("API_CACHE_SECONDS", "soon", "TRACKER_API_CACHE_SECONDS"),
+        ("API_CACHE_SECONDS", "600", "between 0 and 60"),
+    ],
+)
+def test_invalid_values_name_the_variable(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, variable: str, value: str, message: str
+) -> None:
+    monkeypatch.setenv("TRACKER_DATABASE_URL", f"sqlite:///{tmp_path}/db.sqlite3")
+    monkeypatch.setenv("TRACKER_SECRET_KEY", "k" * 40)
+    monkeypatch.setenv(f"TRACKER_{variable}", value)
+    with pytest.raises(ConfigError) as caught:
+        create_app()
+    assert message in str(caught.value)
+    # The value itself may be a secret: it is never echoed.
+    if len(value) > 6:
+        assert value not in str(caught.value)
+
+
+def test_environment_is_read_at_create_app(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("TRACKER_DATABASE_URL", f"sqlite:///{tmp_path}/db.sqlite3")
+    monkeypatch.setenv("TRACKER_SECRET_KEY", "k" * 40)
+    monkeypatch.setenv("TRACKER_STRIPE_SECRET_KEY", "sk_test_abc")
+    monkeypatch.setenv("TRACKER_STRIPE_WEBHOOK_SECRET", "whsec_one, whsec_two")
+    monkeypatch.setenv("TRACKER_PUBLIC_URL", "https://donate.example.org/")
+    app = create_app()
+    assert app.config["STRIPE_WEBHOOK_SECRETS"] == ("whsec_one", "whsec_two")
+    assert app.config["PUBLIC_URL"] == "https://donate.example.org"
+    assert app.config["SECRET_KEY"] == "k" * 40
+
+
+def test_defaults_need_no_configuration(tmp_path: Path) -> None:
+    app = Flask("probe", instance_path=str(tmp_path / "instance"))
+    from tracker import config
+
+    config.load(app, None)
+    assert app.config["DATABASE_URL"] == f"sqlite:///{tmp_path}/instance/tracker.sqlite3"
+    key = app.config["SECRET_KEY"]
+    assert len(key) >= 32
+    # The generated key is kept, so sessions survive a restart.
+    again = Flask("probe", instance_path=str(tmp_path / "instance"))
+    config.load(again, None)
+    assert again.config["SECRET_KEY"] == key
+    assert oct((tmp_path / "instance" / "secret_key").stat().st_mode & 0o777) == "0o600"
+
+
+def test_the_command_line_prints_one_line(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TRACKER_")}
+    env["TRACKER_DATABASE_URL"] = "oracle://nope/x"
+    result = subprocess.run(
+        [sys.executable, "-m", "flask", "--app", "wsgi", "tracker", "demo"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode != 0
+    assert result.stderr.strip().splitlines() == [
+        "tracker: configuration error: TRACKER_DATABASE_URL: unsupported database 'oracle' "
+        "(use sqlite or postgresql)"
+    ]
