@@ -1,0 +1,36 @@
+"""The donor-facing pages (``/donate/...``) and their rate limit.
+
+Submissions are limited per client address with Flask-Limiter
+(``TRACKER_DONATE_RATE_LIMIT``, default 10 per minute; counters in
+``TRACKER_RATELIMIT_STORAGE_URI``, in-process memory by default). Only POSTs
+count: reading the page and the thanks page's reloads never do.
+"""
+
+from __future__ import annotations
+
+from flask import Flask
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
+
+from tracker.donate.blueprint import bp
+
+__all__ = ["bp", "init_app"]
+
+
+def init_app(app: Flask) -> None:
+    """Register the donate blueprint and its per-client submission limit.
+
+    :param app: the application; its config is already validated.
+    """
+    # One Limiter per app (not a module global), so every app, and every test,
+    # has its own counters and settings.
+    limiter = Limiter(
+        get_remote_address,
+        app=app,
+        storage_uri=app.config["RATELIMIT_STORAGE_URI"],
+        headers_enabled=True,
+        key_prefix="tracker",
+    )
+    limiter.limit(app.config["DONATE_RATE_LIMIT"], methods=["POST"])(bp)
+    app.extensions["tracker.limiter"] = limiter
+    app.register_blueprint(bp)
