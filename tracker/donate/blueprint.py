@@ -35,6 +35,7 @@ from tracker.services.campaigns import CampaignNotFound
 from tracker.services.pledges import (
     CampaignClosed,
     DonatePage,
+    PledgeError,
     PledgeNotFound,
     PledgeView,
     attach_checkout_session,
@@ -185,6 +186,9 @@ def submit(slug: str) -> BaseResponse:
         )
     except CampaignClosed:
         return _render(page, None, status=409)
+    except PledgeError as exc:
+        # The form checks everything the service does; this is the last guard.
+        return _render(page, donate_form, status=400, error=str(exc).capitalize() + ".")
     # Committed before Stripe is called: the id becomes the idempotency key, so
     # it must never be handed out again (a rolled-back SQLite row id would be),
     # and no database transaction stays open during a network call.

@@ -13,7 +13,8 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from tracker.domain.presets import presets_for
+from tracker.domain.money import MoneyError, parse_amount
+from tracker.domain.presets import MAX_PRESETS, presets_for
 from tracker.models import (
     AMOUNT_LIMIT,
     Campaign,
@@ -24,11 +25,12 @@ from tracker.models import (
     PledgeStatus,
     utcnow,
 )
-from tracker.services.campaigns import CampaignNotFound, get_campaign
+from tracker.services.campaigns import CampaignError, CampaignNotFound, get_campaign
 
 MAX_NAME = 200
 MAX_EMAIL = 320
 MAX_MESSAGE = 1000
+MAX_INSTRUCTIONS = 5000
 
 
 class PledgeError(ValueError):
@@ -240,6 +242,51 @@ def pledge_for_donor(session: Session, slug: str, pledge_id: int) -> PledgeView:
     )
 
 
+def set_donate_settings(
+    session: Session,
+    slug: str,
+    *,
+    presets: str | None = None,
+    instructions: str | None = None,
+) -> Campaign:
+    """Change a campaign's suggested amounts and/or offline payment instructions.
+
+    Flushes; the caller commits. ``None`` leaves a setting as it is; an empty
+    string clears it (the page then derives presets from the tiers, and offline
+    donors are told the organisers will write to them).
+
+    :param session: a write session.
+    :param slug: the campaign (drafts included: set it up before publishing).
+    :param presets: major units, comma-separated (``"10,25,50"``), at most 6.
+    :param instructions: how to pay offline (bank details, address), ≤ 5,000 characters.
+    :returns: the campaign.
+    :raise CampaignNotFound: for an unknown slug.
+    :raise CampaignError: for an unreadable amount, too many presets or too long instructions.
+    """
+    campaign = get_campaign(session, slug)
+    if presets is not None:
+        amounts: set[int] = set()
+        for part in (p.strip() for p in presets.split(",")):
+            if not part:
+                continue
+            try:
+                amounts.add(parse_amount(part, campaign.currency, "en_US"))
+            except MoneyError as exc:
+                raise CampaignError(f"preset {part!r}: {exc}") from None
+        if len(amounts) > MAX_PRESETS:
+            raise CampaignError(f"at most {MAX_PRESETS} suggested amounts")
+        campaign.preset_amounts = ",".join(str(a) for a in sorted(amounts))
+    if instructions is not None:
+        text = instructions.strip()
+        if len(text) > MAX_INSTRUCTIONS:
+            raise CampaignError(f"the instructions are longer than {MAX_INSTRUCTIONS:,} characters")
+        campaign.payment_instructions = text or None
+    campaign.version += 1
+    campaign.updated_at = utcnow()
+    session.flush()
+    return campaign
+
+
 __all__ = [
     "CampaignClosed",
     "CampaignNotFound",
@@ -254,4 +301,5 @@ __all__ = [
     "donate_page",
     "mark_checkout_failed",
     "pledge_for_donor",
+    "set_donate_settings",
 ]
