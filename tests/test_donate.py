@@ -157,6 +157,15 @@ def test_page_shows_progress_presets_and_the_form(client: FlaskClient, fund: Cam
     assert page.headers["Cache-Control"] == "no-store"
 
 
+def test_session_cookie_is_samesite_and_secure_behind_https(
+    client: FlaskClient, card: FlaskClient, fund: Campaign
+) -> None:
+    plain = client.get("/donate/fund").headers["Set-Cookie"]
+    assert "SameSite=Lax" in plain and "HttpOnly" in plain and "Secure" not in plain
+    assert "Secure" in card.get("/donate/fund").headers["Set-Cookie"]  # PUBLIC_URL is https
+    assert "Set-Cookie" not in client.get("/api/v1/campaigns/fund").headers
+
+
 def test_campaign_presets_and_locale(client: FlaskClient, session: Session) -> None:
     campaign = factories.campaign(session, "eu", currency="EUR", locale="fr_FR")
     campaign.preset_amounts = "500,1250,bogus,2000"
@@ -246,8 +255,9 @@ def test_invalid_submission_is_refused_with_a_message_and_nothing_is_written(
     # The donor's other entries are kept.
     if "email" not in fields:
         assert 'value="ada@example.org"' in html
-    if "custom_amount" in fields and "\x00" not in fields["custom_amount"]:
+    if fields.get("custom_amount"):
         assert f'value="{fields["custom_amount"]}"' in html
+        assert 'checked id="amount-4" name="amount" type="radio" value="custom"' in html
     assert pledges(database) == []
     assert ledger_count(database) == 0
 
@@ -582,6 +592,7 @@ def test_thanks_page_confirms_only_once_the_webhook_marked_the_pledge_paid(
     assert pledges(database)[0].status is PledgeStatus.PENDING
     assert ledger_count(database) == 0
     assert card.get(url + "&n=6").text.count('http-equiv="refresh"') == 0  # stops reloading
+    assert "n=1" in card.get(url + "&n=-100").text  # no endless reloading either
     set_pledge_status(database, pledge.id, PledgeStatus.PAID)
     confirmed = card.get(url)
     assert "Confirmed." in confirmed.text

@@ -32,5 +32,13 @@ def init_app(app: Flask) -> None:
         key_prefix="tracker",
     )
     limiter.limit(app.config["DONATE_RATE_LIMIT"], methods=["POST"])(bp)
+    # The donate form is the first user of Flask's session cookie (it holds the
+    # CSRF secret). SameSite=Lax keeps other sites' POSTs from carrying it, a
+    # second line behind the token; Secure when the public address is https.
+    # Explicit settings win.
+    if app.config.get("SESSION_COOKIE_SAMESITE") is None:
+        app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
+    if str(app.config.get("PUBLIC_URL") or "").startswith("https://"):
+        app.config["SESSION_COOKIE_SECURE"] = True
     app.extensions["tracker.limiter"] = limiter
     app.register_blueprint(bp)

@@ -261,7 +261,7 @@ def _thanks(campaign: Campaign, pledge: PledgeView, session_id: str | None) -> R
     state = _state(pledge)
     refresh_url = None
     try:
-        count = int(request.args.get("n", "0"))
+        count = max(int(request.args.get("n", "0")), 0)
     except ValueError:
         count = REFRESHES
     if state == "confirming" and count < REFRESHES:

@@ -144,6 +144,7 @@ class DonateForm(FlaskForm):
         custom = self.custom_amount.data or ""
         choice = self.amount.data
         if custom or choice == CUSTOM:
+            self.amount.data = CUSTOM  # shown selected if the form comes back
             try:
                 return parse_amount(custom, self.campaign.currency, self.campaign.locale)
             except MoneyError as exc:
