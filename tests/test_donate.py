@@ -661,6 +661,17 @@ def test_cancel_link_returns_to_the_form_with_the_values_kept(
     assert [p.status for p in pledges(database)] == [PledgeStatus.PENDING] * 2
 
 
+def test_cancel_link_of_a_paid_pledge_does_not_invite_a_second_gift(
+    card: FlaskClient, stripe_stub: StripeStub, database: Database
+) -> None:
+    assert submit(card).status_code == 303
+    cancel = stripe_stub.requests[-1].form["cancel_url"].removeprefix(PUBLIC)
+    set_pledge_status(database, pledges(database)[0].id, PledgeStatus.PAID)
+    html = card.get(cancel).text
+    assert "This donation has already been received." in html
+    assert "ada@example.org" not in html
+
+
 def test_a_preset_comes_back_selected(
     card: FlaskClient,
     stripe_stub: StripeStub,

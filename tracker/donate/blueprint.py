@@ -30,7 +30,7 @@ from tracker.donate.forms import DonateForm
 from tracker.donate.tokens import pledge_token, read_pledge_token
 from tracker.gateway import GatewayError, NotConfigured, get_gateway
 from tracker.gateway.checkout import AmountRejected, CheckoutRequest, create_checkout_session
-from tracker.models import Campaign, PledgeSource, PledgeStatus
+from tracker.models import Campaign, PledgeFrequency, PledgeSource, PledgeStatus
 from tracker.services.campaigns import CampaignNotFound
 from tracker.services.pledges import (
     CampaignClosed,
@@ -151,10 +151,15 @@ def form(slug: str) -> Response:
     pledge_id = read_pledge_token(request.args.get("restore"), slug)
     if pledge_id is not None:
         try:
-            donate_form.prefill(pledge_for_donor(get_session(), slug, pledge_id))
-            notice = "Your payment was not completed. Your details are kept: try again below."
+            pledge = pledge_for_donor(get_session(), slug, pledge_id)
         except PledgeNotFound:
-            pass
+            pledge = None
+        if pledge is not None and pledge.status is PledgeStatus.PAID:
+            # Back from Stripe's page after all (the browser's history): no second gift.
+            notice = "This donation has already been received. Thank you!"
+        elif pledge is not None:
+            donate_form.prefill(pledge)
+            notice = "Your payment was not completed. Your details are kept: try again below."
     return _render(page, donate_form, notice=notice)
 
 
@@ -188,7 +193,8 @@ def submit(slug: str) -> BaseResponse:
         return _render(page, None, status=409)
     except PledgeError as exc:
         # The form checks everything the service does; this is the last guard.
-        return _render(page, donate_form, status=400, error=str(exc).capitalize() + ".")
+        message = str(exc)
+        return _render(page, donate_form, status=400, error=message[:1].upper() + message[1:])
     # Committed before Stripe is called: the id becomes the idempotency key, so
     # it must never be handed out again (a rolled-back SQLite row id would be),
     # and no database transaction stays open during a network call.
@@ -204,7 +210,7 @@ def submit(slug: str) -> BaseResponse:
         created_at=int(pledge.created_at.timestamp()),
         amount=pledge.amount,
         currency=pledge.currency,
-        frequency="monthly" if pledge.frequency.value == "monthly" else "one_time",
+        frequency="monthly" if pledge.frequency is PledgeFrequency.MONTHLY else "one_time",
         email=donate_form.pledge.email,
         # Stripe fills in {CHECKOUT_SESSION_ID}; url_for would escape the braces.
         success_url=thanks + "&session_id={CHECKOUT_SESSION_ID}",
