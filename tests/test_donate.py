@@ -464,7 +464,7 @@ def test_monthly_donation_is_a_subscription_with_metadata_on_it(
     assert form["subscription_data[metadata][tracker_pledge]"] == str(pledge.id)
     assert form["metadata[tracker_pledge]"] == str(pledge.id)
     assert not any(k.startswith("payment_intent_data") for k in form)
-    assert "submit_type" not in form
+    assert form["submit_type"] == "donate"
 
 
 def test_jpy_has_no_decimals(

@@ -98,6 +98,9 @@ def checkout_params(request: CheckoutRequest) -> SessionCreateParams:
         "success_url": request.success_url,
         "cancel_url": request.cancel_url,
         "metadata": metadata,
+        # "Donate" instead of "Pay" on Stripe's button (subscriptions too since
+        # API version 2024-11-20; stripe 16 pins a later one).
+        "submit_type": "donate",
     }
     if monthly:
         price_data["recurring"] = {"interval": "month"}
@@ -105,8 +108,6 @@ def checkout_params(request: CheckoutRequest) -> SessionCreateParams:
         params["subscription_data"] = {"metadata": dict(metadata)}
     else:
         params["mode"] = "payment"
-        # "Donate" instead of "Pay" on Stripe's button.
-        params["submit_type"] = "donate"
         params["payment_intent_data"] = {"metadata": dict(metadata)}
     return params
 
