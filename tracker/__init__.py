@@ -19,7 +19,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """
     from pathlib import Path
 
-    from tracker import cli, config, db, gateway, web
+    from tracker import cli, config, db, donate, gateway, web
     from tracker.api import blueprint as api
 
     root = Path(__file__).resolve().parent.parent
@@ -34,5 +34,6 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     gateway.init_app(app)
     web.init_app(app)
     app.register_blueprint(api.bp)
+    donate.init_app(app)
     cli.init_app(app)
     return app

@@ -32,6 +32,7 @@ from tracker.services.campaigns import (
 from tracker.services.demo import DEMO_SLUG, seed_demo
 from tracker.services.ledger import check_totals
 from tracker.services.offline import add_offline_payment
+from tracker.services.pledges import set_donate_settings
 
 _EXPECTED = (CampaignError, CampaignNotFound, MoneyError, TierError, PeriodError, LedgerError)
 
@@ -221,6 +222,29 @@ def add_offline_payment_cmd(
             click.echo(f"booked {booked.display} for {slug} (reference {booked.reference})")
         else:
             click.echo(f"reference {booked.reference} was already booked; nothing changed")
+
+
+@tracker_cli.command("set-campaign")
+@click.argument("slug")
+@click.option(
+    "--presets",
+    default=None,
+    help="Suggested amounts on the donate page, major units, comma-separated "
+    "(e.g. 10,25,50); '' to derive them from the tiers.",
+)
+@click.option(
+    "--instructions",
+    default=None,
+    help="How to pay offline (bank details, address), shown to offline pledgers; '' clears.",
+)
+def set_campaign_cmd(slug: str, presets: str | None, instructions: str | None) -> None:
+    """Change SLUG's donate page settings: suggested amounts, offline payment instructions."""
+    if presets is None and instructions is None:
+        raise OneLineError("nothing to change: give --presets and/or --instructions")
+    with unit_of_work() as session:
+        campaign = set_donate_settings(session, slug, presets=presets, instructions=instructions)
+        shown = campaign.preset_amounts or "derived from the tiers"
+        click.echo(f"updated {slug}: presets {shown} (minor units)")
 
 
 @tracker_cli.command("demo")

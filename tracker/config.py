@@ -33,6 +33,12 @@ DEFAULTS: dict[str, Any] = {
     # How long one process may reuse a rendered progress response. Browsers and
     # proxies add the Cache-Control max-age on top; both together stay below 5 s.
     "API_CACHE_SECONDS": 1.0,
+    # Where the donate form's per-client submission counters live. In-process
+    # memory by default (each gunicorn worker counts on its own); a redis://
+    # URL shares them between workers and hosts (docs/donate.md).
+    "RATELIMIT_STORAGE_URI": None,
+    # Submissions of the donate form allowed per client address.
+    "DONATE_RATE_LIMIT": "10 per minute",
 }
 
 _MIN_SECRET = 32
@@ -79,6 +85,8 @@ def validate(app: Flask) -> None:
     cfg["SMTP_URL"] = _smtp_url(cfg["SMTP_URL"])
     cfg["MAIL_FROM"] = _mail_from(cfg["MAIL_FROM"])
     cfg["API_CACHE_SECONDS"] = _seconds("API_CACHE_SECONDS", cfg["API_CACHE_SECONDS"])
+    cfg["RATELIMIT_STORAGE_URI"] = _ratelimit_storage(cfg["RATELIMIT_STORAGE_URI"])
+    cfg["DONATE_RATE_LIMIT"] = _rate_limit("DONATE_RATE_LIMIT", cfg["DONATE_RATE_LIMIT"])
 
 
 def _blank(value: Any) -> bool:
@@ -196,3 +204,37 @@ def _seconds(key: str, value: Any) -> float:
     if not 0 <= seconds <= 60:
         raise ConfigError(key, "expected between 0 and 60 seconds")
     return seconds
+
+
+def _ratelimit_storage(value: Any) -> str:
+    from limits.errors import ConfigurationError
+    from limits.storage import storage_from_string
+
+    if _blank(value):
+        return "memory://"
+    text = str(value).strip()
+    message = (
+        "expected memory:// or a storage URL such as redis://HOST:6379/0 "
+        "(redis needs: pip install 'tracker[redis]')"
+    )
+    # The async variants need an event loop Flask does not run.
+    if urlsplit(text).scheme.startswith("async+"):
+        raise ConfigError("RATELIMIT_STORAGE_URI", message)
+    try:
+        # Checks the scheme and that its client library is installed; connects lazily.
+        storage_from_string(text)
+    except (ConfigurationError, ValueError):
+        raise ConfigError("RATELIMIT_STORAGE_URI", message) from None
+    return text
+
+
+def _rate_limit(key: str, value: Any) -> str:
+    from limits import parse_many
+
+    text = "" if _blank(value) else str(value).strip()
+    try:
+        if not parse_many(text):
+            raise ValueError(text)
+    except ValueError:
+        raise ConfigError(key, "expected a rate such as '10 per minute' or '10/minute'") from None
+    return text
