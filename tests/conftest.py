@@ -25,19 +25,11 @@ from sqlalchemy.orm import Session
 
 from tracker import create_app, migrate
 from tracker.db import Database
+from tracker.models import Base
 
 PG_ADMIN_URL = os.environ.get("TRACKER_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 SECRET = "test-secret-key-" + "x" * 32
-TABLES = (
-    "audit_events",
-    "ledger_entries",
-    "period_donors",
-    "period_totals",
-    "pledges",
-    "tiers",
-    "campaigns",
-)
 
 
 def missing_service(what: str, reason: str) -> None:
@@ -106,9 +98,18 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         return
     url: str = request.getfixturevalue("pg_server_url")
     yield url
+    _empty_postgresql(url)
+
+
+def _empty_postgresql(url: str) -> None:
+    # DELETE is far quicker than TRUNCATE on tables this small (TRUNCATE swaps
+    # files and syncs). Replica mode switches off the triggers that keep the
+    # ledger append-only: this is the test's own throw-away database.
     engine = Database(url).engine
     with engine.begin() as conn:
-        conn.execute(text(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE"))
+        conn.execute(text("SET LOCAL session_replication_role = replica"))
+        for table in reversed(Base.metadata.sorted_tables):
+            conn.execute(table.delete())
     engine.dispose()
 
 
