@@ -32,6 +32,8 @@ ROOT = Path(__file__).resolve().parent.parent
         ("PUBLIC_URL", "example.org", "TRACKER_PUBLIC_URL"),
         ("API_CACHE_SECONDS", "soon", "TRACKER_API_CACHE_SECONDS"),
         ("API_CACHE_SECONDS", "600", "between 0 and 60"),
+        ("TRUSTED_PROXIES", "many", "TRACKER_TRUSTED_PROXIES: expected a whole number"),
+        ("TRUSTED_PROXIES", "9", "between 0 and 5"),
     ],
 )
 def test_invalid_values_name_the_variable(
@@ -92,3 +94,20 @@ def test_the_command_line_prints_one_line(tmp_path: Path) -> None:
         "tracker: configuration error: TRACKER_DATABASE_URL: unsupported database 'oracle' "
         "(use sqlite or postgresql)"
     ]
+
+
+def test_trusted_proxies_decide_the_client_address(tmp_path: Path) -> None:
+    from tests.conftest import make_app
+
+    url = f"sqlite:///{tmp_path}/db.sqlite3"
+    headers = {"X-Forwarded-For": "203.0.113.9", "X-Forwarded-Proto": "https"}
+    for proxies, seen in ((0, "127.0.0.1"), (1, "203.0.113.9")):
+        app = make_app(url, TRUSTED_PROXIES=proxies)
+
+        @app.get("/probe")
+        def probe() -> str:
+            from flask import request
+
+            return str(request.remote_addr)
+
+        assert app.test_client().get("/probe", headers=headers).text == seen

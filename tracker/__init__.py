@@ -30,6 +30,13 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         static_folder=None,
     )
     config.load(app, test_config)
+    proxies = app.config["TRUSTED_PROXIES"]
+    if proxies:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies, x_prefix=proxies
+        )
     db.init_app(app, db.Database(app.config["DATABASE_URL"]))
     gateway.init_app(app)
     web.init_app(app)

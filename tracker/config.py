@@ -39,6 +39,11 @@ DEFAULTS: dict[str, Any] = {
     "RATELIMIT_STORAGE_URI": None,
     # Submissions of the donate form allowed per client address.
     "DONATE_RATE_LIMIT": "10 per minute",
+    # How many reverse proxies stand in front of the app. Their X-Forwarded-*
+    # headers are trusted only then: without it every donor would share the
+    # proxy's address (one rate limit for all), with it wrongly set anybody
+    # could pick their own address.
+    "TRUSTED_PROXIES": 0,
 }
 
 _MIN_SECRET = 32
@@ -87,6 +92,7 @@ def validate(app: Flask) -> None:
     cfg["API_CACHE_SECONDS"] = _seconds("API_CACHE_SECONDS", cfg["API_CACHE_SECONDS"])
     cfg["RATELIMIT_STORAGE_URI"] = _ratelimit_storage(cfg["RATELIMIT_STORAGE_URI"])
     cfg["DONATE_RATE_LIMIT"] = _rate_limit("DONATE_RATE_LIMIT", cfg["DONATE_RATE_LIMIT"])
+    cfg["TRUSTED_PROXIES"] = _count("TRUSTED_PROXIES", cfg["TRUSTED_PROXIES"], 0, 5)
 
 
 def _blank(value: Any) -> bool:
@@ -194,6 +200,16 @@ def _mail_from(value: Any) -> str | None:
             "MAIL_FROM", "expected an address such as 'Tracker <donations@example.org>'"
         )
     return text
+
+
+def _count(key: str, value: Any, low: int, high: int) -> int:
+    try:
+        number = int(str(value).strip())
+    except ValueError:
+        raise ConfigError(key, "expected a whole number") from None
+    if not low <= number <= high:
+        raise ConfigError(key, f"expected between {low} and {high}")
+    return number
 
 
 def _seconds(key: str, value: Any) -> float:
