@@ -23,6 +23,7 @@ The pieces:
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import random
 import re
@@ -383,6 +384,37 @@ class Server:
         """The absolute URL of ``path`` on this server."""
         return self.base_url + path
 
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) used so far by gunicorn's master and workers.
+
+        Contention from other processes on the machine lowers requests/s but
+        hardly changes CPU time per request, so the delta over a run divided by
+        its requests is a steadier measure of what a route costs the server.
+        Linux only (``/proc``); NaN elsewhere.
+        """
+        return sum(_cpu_seconds(pid) for pid in (self.pid, *_children(self.pid)))
+
+
+_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except OSError:
+        return []
+    return [int(child) for child in text.split()]
+
+
+def _cpu_seconds(pid: int) -> float:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return float("nan")
+    # Fields after the parenthesised command name; utime and stime are 14th and 15th.
+    fields = stat.rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / _TICKS
+
 
 def app_environment(database_url: str, **extra: str) -> dict[str, str]:
     """The process environment for the app: ours, without the caller's ``TRACKER_*``."""
@@ -505,6 +537,8 @@ class WrkResult:
     latency_p99_ms: float
     errors: int
     non_2xx: int
+    # Server CPU time per request in microseconds, when run_wrk was given a CPU clock.
+    cpu_us_per_request: float = float("nan")
 
 
 _UNITS_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
@@ -556,8 +590,12 @@ def run_wrk(
     connections: int = 8,
     threads: int = 1,
     timeout: float = 2.0,
+    cpu_clock: Callable[[], float] | None = None,
 ) -> WrkResult:
     """Load ``url`` (loopback only) with ``wrk`` for ``duration`` seconds and parse the result.
+
+    :param cpu_clock: e.g. :meth:`Server.cpu_seconds`; read before and after the run
+        to fill :attr:`WrkResult.cpu_us_per_request`.
 
     :raise BenchError: for a non-loopback URL, a missing ``wrk``, a hang, or a failed run.
     """
@@ -576,15 +614,22 @@ def run_wrk(
         "--latency",
         url,
     ]
+    cpu_before = cpu_clock() if cpu_clock else float("nan")
     try:
         done = subprocess.run(
             command, capture_output=True, text=True, timeout=seconds + 30, check=False
         )
     except subprocess.TimeoutExpired:
         raise BenchError(f"wrk did not finish within {seconds + 30} s") from None
+    cpu_used = (cpu_clock() if cpu_clock else float("nan")) - cpu_before
     if done.returncode != 0:
         raise BenchError(f"wrk failed ({done.returncode}): {done.stderr.strip()}")
-    return parse_wrk(url, done.stdout)
+    result = parse_wrk(url, done.stdout)
+    if result.requests:
+        result = dataclasses.replace(
+            result, cpu_us_per_request=cpu_used / result.requests * 1_000_000
+        )
+    return result
 
 
 def interleave(

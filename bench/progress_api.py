@@ -7,7 +7,7 @@ The figure that counts is the ratio of their median requests/s; the target
 is at least 0.9x at every size.
 
 Usage: ``python bench/progress_api.py [--quick] [--db postgresql,sqlite]
-[--sizes 10000,1000000] [--duration 5] [--rounds 5] [--workers N]``.
+[--sizes 10000,1000000] [--duration 3] [--rounds 10] [--workers N]``.
 See bench/README.md.
 """
 
@@ -50,6 +50,8 @@ class Row:
     api_p50_ms: float
     api_p99_ms: float
     baseline_p50_ms: float
+    baseline_cpu_us: float
+    api_cpu_us: float
     passed: bool
 
 
@@ -86,7 +88,11 @@ def measure(db: str, entries: int, args: argparse.Namespace) -> Row:
 
             def load(target: str, seconds: float) -> harness.WrkResult:
                 return harness.run_wrk(
-                    target, duration=seconds, connections=args.connections, threads=1
+                    target,
+                    duration=seconds,
+                    connections=args.connections,
+                    threads=1,
+                    cpu_clock=server.cpu_seconds,
                 )
 
             # Warm-up: imports, Babel's locale data, connection pools, each worker's cache.
@@ -121,6 +127,8 @@ def measure(db: str, entries: int, args: argparse.Namespace) -> Row:
         api_p50_ms=harness.median([r.latency_p50_ms for r in runs["api"]]),
         api_p99_ms=harness.median([r.latency_p99_ms for r in runs["api"]]),
         baseline_p50_ms=harness.median([r.latency_p50_ms for r in runs["baseline"]]),
+        baseline_cpu_us=harness.median([r.cpu_us_per_request for r in runs["baseline"]]),
+        api_cpu_us=harness.median([r.cpu_us_per_request for r in runs["api"]]),
         passed=ratio >= TARGET,
     )
     _say(f"[{db} {entries:,}] ratio {ratio:.2f} ({'PASS' if row.passed else 'FAIL'})")
@@ -131,13 +139,14 @@ def table(rows: list[Row]) -> str:
     """The result as a Markdown table."""
     lines = [
         "| database | ledger entries | seed (s) | /livez req/s | API req/s | API / livez"
-        " | paired range | API p50 / p99 (ms) | ≥ 0.9× |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|:---:|",
+        " | paired range | server CPU µs/req livez / API | API p50 / p99 (ms) | ≥ 0.9× |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|:---:|",
     ]
     for r in rows:
         lines.append(
             f"| {r.db} | {r.entries:,} | {r.seed_seconds:.1f} | {r.baseline_rps:,.0f}"
             f" | {r.api_rps:,.0f} | **{r.ratio:.2f}×** | {r.paired_min:.2f}–{r.paired_max:.2f}"
+            f" | {r.baseline_cpu_us:.0f} / {r.api_cpu_us:.0f}"
             f" | {r.api_p50_ms:.2f} / {r.api_p99_ms:.2f} | {'PASS' if r.passed else 'FAIL'} |"
         )
     return "\n".join(lines)
@@ -152,18 +161,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--db", default=",".join(harness.DATABASES), help="postgresql,sqlite")
     parser.add_argument("--sizes", default="10000,1000000", help="ledger entries, comma-separated")
-    parser.add_argument("--duration", type=float, default=5.0, help="seconds per wrk run")
-    parser.add_argument("--rounds", type=int, default=5, help="runs per route, interleaved")
+    parser.add_argument("--duration", type=float, default=3.0, help="seconds per wrk run")
+    parser.add_argument("--rounds", type=int, default=10, help="runs per route, interleaved")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--worker-class", default="sync", choices=("sync", "gthread"))
     parser.add_argument("--threads", type=int, default=1, help="per worker (gthread)")
     parser.add_argument("--connections", type=int, default=8, help="wrk connections")
     parser.add_argument("--cache-seconds", type=float, default=1.0, help="API micro-cache TTL")
-    parser.add_argument("--quick", action="store_true", help="10,000 entries, 2 rounds of 2 s")
+    parser.add_argument("--quick", action="store_true", help="10,000 entries, 4 rounds of 2 s")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args(argv)
     if args.quick:
-        args.sizes, args.duration, args.rounds = "10000", 2.0, 2
+        args.sizes, args.duration, args.rounds = "10000", 2.0, 4
     args.db = _csv(str, args.db)
     args.sizes = _csv(int, args.sizes)
     unknown = set(args.db) - set(harness.DATABASES)
