@@ -564,13 +564,7 @@ def parse_wrk(url: str, output: str) -> WrkResult:
     socket_errors = re.search(
         r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output
     )
-    # With sync workers the server closes every connection after the response; wrk
-    # counts those as read errors although the request succeeded, so only connect,
-    # write and timeout errors are failures.
-    errors = 0
-    if socket_errors:
-        connect, _read, write, timeout = (int(g) for g in socket_errors.groups())
-        errors = connect + write + timeout
+    errors = sum(int(g) for g in socket_errors.groups()) if socket_errors else 0
     non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
     return WrkResult(
         url=url,
@@ -652,3 +646,12 @@ def interleave(
 def median(values: Sequence[float]) -> float:
     """The median of ``values`` (NaN for none)."""
     return statistics.median(values) if values else float("nan")
+
+
+def quartiles(values: Sequence[float]) -> tuple[float, float]:
+    """The first and third quartiles of ``values`` (both the value itself for one)."""
+    if len(values) < 2:
+        only = values[0] if values else float("nan")
+        return only, only
+    q1, _q2, q3 = statistics.quantiles(values, n=4, method="inclusive")
+    return q1, q3
