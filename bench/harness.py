@@ -42,10 +42,10 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import psycopg
-from sqlalchemy import insert
+from sqlalchemy import Table, insert
 from sqlalchemy.engine import make_url
 
 from tracker import migrate
@@ -105,8 +105,11 @@ def fresh_database(kind: str, *, pg_admin_url: str = PG_ADMIN_URL) -> Iterator[s
         reason = str(exc).strip().splitlines()[0]
         raise BenchError(f"PostgreSQL unavailable: {reason}") from None
     try:
-        url = make_url(pg_admin_url).set(drivername="postgresql+psycopg", database=name)
-        rendered = url.render_as_string(hide_password=False)
+        rendered = (
+            make_url(pg_admin_url)
+            .set(drivername="postgresql+psycopg", database=name)
+            .render_as_string(hide_password=False)
+        )
         _migrate(rendered)
         yield rendered
     finally:
@@ -301,15 +304,14 @@ def seed_campaign(
         stamp = utcnow()
         with database.engine.begin() as conn:
             if conn.dialect.name == "postgresql":
-                raw = conn.connection.dbapi_connection
-                assert raw is not None
+                raw = cast("psycopg.Connection[Any]", conn.connection.dbapi_connection)
                 with raw.cursor() as cursor:
                     copy_sql = f"COPY ledger_entries ({', '.join(_LEDGER_COLUMNS)}) FROM STDIN"
                     with cursor.copy(copy_sql) as copy:
                         for row in rows:
                             copy.write_row(row)
             else:
-                table = LedgerEntry.__table__
+                table = cast(Table, LedgerEntry.__table__)
                 for chunk in _chunks(rows, 50_000):
                     conn.execute(
                         insert(table), [dict(zip(_LEDGER_COLUMNS, r, strict=True)) for r in chunk]
@@ -320,10 +322,12 @@ def seed_campaign(
                 for donor in bucket.donors
             ]
             for start in range(0, len(donor_rows), 50_000):
-                conn.execute(insert(PeriodDonor.__table__), donor_rows[start : start + 50_000])
+                conn.execute(
+                    insert(cast(Table, PeriodDonor.__table__)), donor_rows[start : start + 50_000]
+                )
             if totals:
                 conn.execute(
-                    insert(PeriodTotal.__table__),
+                    insert(cast(Table, PeriodTotal.__table__)),
                     [
                         {
                             "campaign_id": campaign_id,

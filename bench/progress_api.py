@@ -24,6 +24,7 @@ import urllib.request
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 if __package__ in (None, ""):
     # Run as a script (``python bench/progress_api.py``): make ``bench`` importable.
@@ -107,9 +108,14 @@ def measure(db: str, entries: int, args: argparse.Namespace) -> Row:
                 },
                 args.rounds,
             )
-    failed = [r for rs in runs.values() for r in rs if r.errors or r.non_2xx]
-    if failed:
-        raise harness.BenchError(f"failed requests during the run: {failed[0]}")
+    # A wrong answer invalidates the run; a rare socket timeout on a loaded machine
+    # does not, but more than one request in a thousand does.
+    wrong = [r for rs in runs.values() for r in rs if r.non_2xx]
+    if wrong:
+        raise harness.BenchError(f"non-2xx answers during the run: {wrong[0]}")
+    flaky = [r for rs in runs.values() for r in rs if r.errors * 1000 > r.requests]
+    if flaky:
+        raise harness.BenchError(f"socket errors during the run: {flaky[0]}")
     base_rps = harness.median([r.rps for r in runs["baseline"]])
     api_rps = harness.median([r.rps for r in runs["api"]])
     # Each API run is paired with the baseline run next to it in time (A B, B A, ...);
@@ -215,8 +221,11 @@ def main(argv: list[str] | None = None) -> int:
     print(table(rows))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        payload = {"when": when, "options": {k: str(v) for k, v in vars(args).items()}}
-        payload["rows"] = [asdict(r) for r in rows]  # type: ignore[assignment]
+        payload: dict[str, Any] = {
+            "when": when,
+            "options": {k: str(v) for k, v in vars(args).items()},
+            "rows": [asdict(r) for r in rows],
+        }
         args.json.write_text(json.dumps(payload, indent=2))
     return 0 if all(r.passed for r in rows) else 1
 
