@@ -1,0 +1,1 @@
+"""Benchmarks of tracker (not part of the test suite). See bench/README.md."""
