@@ -30,6 +30,8 @@ PG_ADMIN_URL = os.environ.get("TRACKER_TEST_PG_URL", "postgresql://postgres@127.
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 SECRET = "test-secret-key-" + "x" * 32
 TABLES = (
+    "stripe_events",
+    "stripe_payments",
     "audit_events",
     "ledger_entries",
     "period_donors",
@@ -157,3 +159,19 @@ def client(app: Flask) -> FlaskClient:
 def runner(app: Flask) -> FlaskCliRunner:
     """A CLI runner of :func:`app`."""
     return app.test_cli_runner()
+
+
+@pytest.fixture(scope="session")
+def localstripe_url() -> Iterator[str]:
+    """A localstripe server (the Stripe stand-in) on a loopback port for the whole run."""
+    from tests.servers import localstripe
+
+    try:
+        server = localstripe()
+        url = server.__enter__()
+    except (ImportError, RuntimeError) as exc:
+        missing_service("localstripe", str(exc))
+    try:
+        yield url
+    finally:
+        server.__exit__(None, None, None)

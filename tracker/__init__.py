@@ -21,6 +21,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     from tracker import cli, config, db, gateway, web
     from tracker.api import blueprint as api
+    from tracker.webhooks import blueprint as webhooks
 
     root = Path(__file__).resolve().parent.parent
     app = Flask(
@@ -34,5 +35,6 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     gateway.init_app(app)
     web.init_app(app)
     app.register_blueprint(api.bp)
+    app.register_blueprint(webhooks.bp)
     cli.init_app(app)
     return app
