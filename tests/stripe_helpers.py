@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import secrets
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import stripe
@@ -19,6 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from tests.conftest import make_app
+from tracker.db import Database
 from tracker.models import Campaign, Pledge, PledgeFrequency, PledgeSource, PledgeStatus
 from tracker.services.ledger import check_totals
 
@@ -28,6 +30,17 @@ OTHER_SECRET = "whsec_test_" + "c" * 32
 # Nothing listens there: a test that reaches Stripe by mistake fails at once.
 NOWHERE = "http://127.0.0.1:9"
 T0 = 1_795_000_000  # 2026-11-18T09:46:40Z
+
+
+def read_session(database: Database) -> Iterator[Session]:
+    """Body of the ``session`` fixture of the webhook tests: a read-mode session.
+
+    On SQLite a transaction it leaves open never blocks the app's writers (WAL),
+    unlike the default write session. Reads start with a rollback, so they see
+    what the app committed since.
+    """
+    with database.session(write=False) as reader:
+        yield reader
 
 
 def new_id(prefix: str) -> str:

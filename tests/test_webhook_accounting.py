@@ -32,6 +32,7 @@ from tests.stripe_helpers import (
     payment_intent,
     pending_pledge,
     post,
+    read_session,
     subscription,
     totals,
     webhook_app,
@@ -53,11 +54,8 @@ from tracker.services.stripe_events import CURRENCY_MISMATCH, retry_inbox
 
 @pytest.fixture
 def session(database: Database) -> Iterator[Session]:
-    """A read-mode session: on SQLite a transaction it leaves open never blocks the app's
-    writers (WAL), unlike the default write session. Reads start with a rollback, so
-    they see what the app committed since."""
-    with database.session(write=False) as reader:
-        yield reader
+    """A read-mode session (see :func:`tests.stripe_helpers.read_session`)."""
+    yield from read_session(database)
 
 
 @pytest.fixture

@@ -21,6 +21,7 @@ from tests.stripe_helpers import (
     metadata,
     payment_intent,
     post,
+    read_session,
     sign,
     totals,
     webhook_app,
@@ -32,11 +33,8 @@ from tracker.models import StripeEvent
 
 @pytest.fixture
 def session(database: Database) -> Iterator[Session]:
-    """A read-mode session: on SQLite a transaction it leaves open never blocks the app's
-    writers (WAL), unlike the default write session. Reads start with a rollback, so
-    they see what the app committed since."""
-    with database.session(write=False) as reader:
-        yield reader
+    """A read-mode session (see :func:`tests.stripe_helpers.read_session`)."""
+    yield from read_session(database)
 
 
 @pytest.fixture
