@@ -535,3 +535,71 @@ def test_old_events_use_the_time_stripe_reports(
     session.expire_all()
     entry = session.scalars(select(LedgerEntry)).one()
     assert entry.occurred_at == datetime.fromtimestamp(T0, UTC)
+
+
+def test_refund_of_a_monthly_payment_is_linked_through_its_invoice(
+    app: Flask, client: FlaskClient, session: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # API versions from 2025-03-31 on: the invoice names neither its PaymentIntent nor
+    # its charge, and the PaymentIntent carries no metadata. Stripe's invoice payments
+    # list links them; here its answer (and the charge lookup) are stood in for.
+    factories.campaign(session)
+    pledge = pending_pledge(session, frequency=PledgeFrequency.MONTHLY, amount=1000)
+    sub, inv, intent, ch = new_id("sub"), new_id("in"), new_id("pi"), new_id("ch")
+    deliver_ok(
+        client,
+        event(
+            "invoice.paid",
+            invoice(meta=metadata("fund", pledge.id), subscription=sub, invoice_id=inv),
+        ),
+    )
+    refund = event(
+        "charge.refunded", charge(charge_id=ch, intent_id=intent, amount=1000, refunded=400)
+    )
+    assert deliver_ok(client, refund)["status"] == "deferred"
+
+    bare_intent = payment_intent(meta={}, amount=1000, intent_id=intent, charge_id=ch)
+    bare_intent.pop("invoice")
+    asked: list[str] = []
+
+    def fetch(_gateway: object, **ids: str) -> dict[str, Any]:
+        asked.append(ids.get("charge_id") or "")
+        return bare_intent
+
+    monkeypatch.setattr(stripe_events, "fetch_payment_intent", fetch)
+    monkeypatch.setattr(stripe_events, "invoice_of_payment_intent", lambda _g, pi: inv)
+    gateway = app.extensions["tracker.stripe"]
+    report = retry_inbox(app.extensions["tracker.db"].session, livemode=False, gateway=gateway)
+    assert asked == [ch]
+    assert report.statuses == {"processed": 1}
+    assert totals(client, session) == (600, 1, 1)
+    session.rollback()
+    session.expire_all()
+    row = session.scalars(select(StripePayment)).one()
+    assert (row.invoice_id, row.payment_intent_id, row.charge_id, row.refunded) == (
+        inv,
+        intent,
+        ch,
+        400,
+    )
+
+
+def test_invoice_payments_list_names_the_payment(
+    client: FlaskClient, session: Session, fund: str
+) -> None:
+    intent, ch, inv = new_id("pi"), new_id("ch"), new_id("in")
+    paid = invoice(meta=metadata(fund), subscription=new_id("sub"), invoice_id=inv)
+    paid["payments"] = {
+        "object": "list",
+        "data": [
+            {
+                "object": "invoice_payment",
+                "status": "paid",
+                "payment": {"type": "payment_intent", "payment_intent": intent},
+            }
+        ],
+    }
+    deliver_ok(client, event("invoice.paid", paid))
+    refund = charge(charge_id=ch, intent_id=intent, amount=1000, refunded=1000)
+    assert deliver_ok(client, event("charge.refunded", refund))["status"] == "processed"
+    assert totals(client, session) == (0, 1, 1)

@@ -78,3 +78,29 @@ def _describe(exc: stripe.StripeError) -> str:
     # The user message and code only: never the request, which carries the key.
     code = getattr(exc, "code", None)
     return f"{exc.user_message or type(exc).__name__}" + (f" ({code})" if code else "")
+
+
+def invoice_of_payment_intent(gateway: StripeGateway, payment_intent_id: str) -> str | None:
+    """The invoice a PaymentIntent paid, if any.
+
+    Since API version 2025-03-31 neither the PaymentIntent nor the invoice names
+    the other; Stripe's invoice payments list links them.
+
+    :return: the invoice id, or None when the PaymentIntent paid no invoice (or
+        Stripe cannot say: an older API, or a stand-in without that endpoint).
+    :raise GatewayError: when Stripe cannot be reached.
+    """
+    params: dict[str, Any] = {
+        "payment": {"type": "payment_intent", "payment_intent": payment_intent_id},
+        "limit": 1,
+    }
+    try:
+        page = gateway.client.v1.invoice_payments.list(params)  # type: ignore[arg-type]
+    except stripe.StripeError as exc:
+        if exc.http_status in (400, 404):
+            return None  # no such endpoint or filter here: nothing links them
+        raise GatewayError(f"listing invoice payments failed: {_describe(exc)}") from None
+    for item in page.data:
+        invoice = item.invoice
+        return invoice if isinstance(invoice, str) else invoice.id
+    return None

@@ -33,7 +33,12 @@ from sqlalchemy.orm import Session
 from tracker.domain.ledger import EntryKind, EntrySource, LedgerError
 from tracker.domain.stripe_rules import PLEDGE_MOVES_FROM, dispute_effects, refund_increment
 from tracker.gateway.client import GatewayError, StripeGateway
-from tracker.gateway.events import RETENTION_DAYS, fetch_payment_intent, list_events
+from tracker.gateway.events import (
+    RETENTION_DAYS,
+    fetch_payment_intent,
+    invoice_of_payment_intent,
+    list_events,
+)
 from tracker.gateway.webhooks import WebhookEvent, parse_event
 from tracker.models import (
     AMOUNT_LIMIT,
@@ -817,6 +822,25 @@ def _subscription_metadata(obj: dict[str, Any]) -> tuple[dict[str, Any], str | N
     return _metadata(obj), subscription_id
 
 
+def _invoice_payment_ids(obj: dict[str, Any]) -> tuple[str | None, str | None]:
+    """The PaymentIntent and charge that paid an invoice, where the payload names them.
+
+    Older API versions put them on the invoice; newer ones only in its ``payments``
+    list when it is included. Refunds and disputes of monthly payments name them.
+    """
+    intent, charge = _id(obj.get("payment_intent")), _id(obj.get("charge"))
+    payments = obj.get("payments")
+    if intent is None and isinstance(payments, dict) and isinstance(payments.get("data"), list):
+        for item in payments["data"]:
+            payment = item.get("payment") if isinstance(item, dict) else None
+            if isinstance(payment, dict) and item.get("status") in (None, "paid"):
+                intent = _id(payment.get("payment_intent"))
+                charge = charge or _id(payment.get("charge"))
+                if intent or charge:
+                    break
+    return intent, charge
+
+
 def _invoice_paid(session: Session, event: WebhookEvent, obj: dict[str, Any]) -> Result:
     invoice_id = _id(obj.get("id"))
     if invoice_id is None:
@@ -825,6 +849,7 @@ def _invoice_paid(session: Session, event: WebhookEvent, obj: dict[str, Any]) ->
     target = _target(session, meta, subscription_id=subscription_id)
     if isinstance(target, Result):
         return target
+    intent_id, charge_id = _invoice_payment_ids(obj)
     transitions = obj.get("status_transitions")
     paid_at = _instant(
         transitions.get("paid_at") if isinstance(transitions, dict) else None, event.created
@@ -835,8 +860,8 @@ def _invoice_paid(session: Session, event: WebhookEvent, obj: dict[str, Any]) ->
         amount=_amount(obj.get("amount_paid"), "amount_paid"),
         currency=_currency(obj),
         paid_at=paid_at,
-        payment_intent_id=_id(obj.get("payment_intent")),
-        charge_id=_id(obj.get("charge")),
+        payment_intent_id=intent_id,
+        charge_id=charge_id,
         invoice_id=invoice_id,
         email=email if isinstance(email, str) else None,
         frequency=PledgeFrequency.MONTHLY,
@@ -935,10 +960,21 @@ def retry_inbox(
 def _resolve(
     factory: SessionFactory, gateway: StripeGateway, event_id: str, waiting_for: str, report: Report
 ) -> None:
-    """Ask Stripe for the payment a deferred event waits for, and book it if it is ours."""
+    """Ask Stripe for the payment a deferred event waits for, and book or link it.
+
+    A PaymentIntent with our metadata is booked like its own webhook would. One
+    without metadata may still be a monthly donor's: if it paid an invoice we
+    booked, the charge and PaymentIntent ids are linked to that payment. Only a
+    payment that is neither makes the event ignored (not ours).
+    """
+    invoice_id: str | None = None
     try:
         kind = "payment_intent_id" if waiting_for.startswith("pi_") else "charge_id"
         intent = fetch_payment_intent(gateway, **{kind: waiting_for})
+        if intent is not None and not _metadata(intent).get("tracker_campaign"):
+            invoice_id = _id(intent.get("invoice"))
+            if invoice_id is None and intent.get("object") == "payment_intent":
+                invoice_id = invoice_of_payment_intent(gateway, str(intent.get("id")))
     except GatewayError as exc:
         # Stay deferred: the next run asks again.
         report.errors.append(f"{event_id}: {exc}")
@@ -951,7 +987,25 @@ def _resolve(
         ).one()
         if row.status is not InboxStatus.DEFERRED:
             return
-        if not _metadata(intent).get("tracker_campaign") and not _id(intent.get("invoice")):
+        if invoice_id is not None:
+            # A subscription's payment: known once its invoice.paid is booked.
+            booked = _find_payment(session, invoice_id=invoice_id, lock=True)
+            if booked is not None:
+                is_intent = intent.get("object") == "payment_intent"
+                ids = {
+                    "payment_intent_id": _id(intent.get("id")) if is_intent else None,
+                    "charge_id": _id(intent.get("latest_charge")) if is_intent else waiting_for,
+                }
+                for name, value in ids.items():
+                    if (
+                        value
+                        and getattr(booked, name) is None
+                        and not _id_taken(session, name, value)
+                    ):
+                        setattr(booked, name, value)
+                session.flush()
+                _wake(session, booked)
+        elif not _metadata(intent).get("tracker_campaign"):
             _finish(row, Result(InboxStatus.IGNORED, "the payment is not ours (no metadata)"))
         elif intent.get("object") == "payment_intent" and intent.get("status") == "succeeded":
             charge = intent.get("latest_charge")
