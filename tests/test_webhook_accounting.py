@@ -603,3 +603,39 @@ def test_invoice_payments_list_names_the_payment(
     refund = charge(charge_id=ch, intent_id=intent, amount=1000, refunded=1000)
     assert deliver_ok(client, event("charge.refunded", refund))["status"] == "processed"
     assert totals(client, session) == (0, 1, 1)
+
+
+def test_an_expired_checkout_expires_its_pledge_but_never_a_paid_one(
+    client: FlaskClient, session: Session, fund: str
+) -> None:
+    unpaid, paid = pending_pledge(session), pending_pledge(session)
+    expired = checkout_session(
+        meta=metadata(fund, unpaid.id),
+        session_id=unpaid.stripe_checkout_session_id,
+        payment_status="unpaid",
+    )
+    deliver_ok(client, event("checkout.session.expired", expired))
+    assert _pledge(session, unpaid.id).status is PledgeStatus.EXPIRED
+
+    completed = checkout_session(meta=metadata(fund, paid.id), payment_intent=new_id("pi"))
+    deliver_ok(client, event("checkout.session.completed", completed))
+    late = {**completed, "status": "expired", "payment_status": "unpaid"}
+    deliver_ok(client, event("checkout.session.expired", late))
+    assert _pledge(session, paid.id).status is PledgeStatus.PAID
+    assert totals(client, session) == (2500, 1, 1)
+
+
+def test_a_failed_event_is_listed_with_its_error_and_counted_by_retry(
+    app: Flask, client: FlaskClient, session: Session, fund: str
+) -> None:
+    # A paid Checkout Session without its PaymentIntent cannot be booked: it fails
+    # loudly, stays in the inbox, and every retry says so (exit status 1).
+    broken = checkout_session(meta=metadata(fund), payment_intent=None)
+    response = post(client, event("checkout.session.completed", broken))
+    assert response.status_code == 500
+    failed = stripe_events.inbox_events(session, [InboxStatus.FAILED])
+    assert len(failed) == 1 and "payment_intent" in (failed[0].last_error or "")
+    result = app.test_cli_runner().invoke(args=["tracker", "retry-inbox"])
+    assert result.exit_code == 1
+    assert "1 failed" in result.output
+    assert totals(client, session) == (0, 0, 0)

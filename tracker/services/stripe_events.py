@@ -241,9 +241,9 @@ def _write_turn(factory: SessionFactory) -> Iterator[Session]:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             yield session
+        finally:
             # Release only once the transaction is over, committed or not.
             session.close()
-        finally:
             os.close(fd)  # closing the descriptor releases the lock
 
 
