@@ -10,6 +10,7 @@ import json
 import os
 import re
 import secrets
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -148,8 +149,18 @@ def database(kind: str, rows: int, pg_admin_url: str) -> Iterator[str]:
             with db.engine.begin() as conn:
                 for statement in _seed_sql(db.dialect, rows):
                     conn.execute(text(statement))
-            with db.engine.begin() as conn:
-                conn.execute(text("ANALYZE"))
+            # Settle the seed before measuring: fresh statistics, and the seed's WAL
+            # written back (else its checkpoint lands inside the measurement).
+            if db.dialect == "sqlite":
+                db.dispose()
+                raw = sqlite3.connect(make_url(url).database or "", isolation_level=None)
+                raw.execute("ANALYZE")
+                raw.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                raw.close()
+            else:
+                with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                    conn.exec_driver_sql("VACUUM ANALYZE")
+                    conn.exec_driver_sql("CHECKPOINT")
             db.dispose()
             yield url
         finally:
