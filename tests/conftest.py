@@ -164,14 +164,13 @@ def runner(app: Flask) -> FlaskCliRunner:
 @pytest.fixture(scope="session")
 def localstripe_url() -> Iterator[str]:
     """A localstripe server (the Stripe stand-in) on a loopback port for the whole run."""
+    from contextlib import ExitStack
+
     from tests.servers import localstripe
 
-    try:
-        server = localstripe()
-        url = server.__enter__()
-    except (ImportError, RuntimeError) as exc:
-        missing_service("localstripe", str(exc))
-    try:
+    with ExitStack() as stack:
+        try:
+            url = stack.enter_context(localstripe())
+        except (ImportError, RuntimeError) as exc:
+            missing_service("localstripe", str(exc))
         yield url
-    finally:
-        server.__exit__(None, None, None)

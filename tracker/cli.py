@@ -260,8 +260,8 @@ def retry_inbox_cmd(limit: int) -> None:
     """Apply again the Stripe events left received, failed or deferred in the inbox."""
     from tracker.gateway import get_gateway
     from tracker.gateway.client import NotConfigured
+    from tracker.gateway.webhooks import configured_livemode
     from tracker.services.stripe_events import retry_inbox
-    from tracker.webhooks.blueprint import configured_livemode
 
     try:
         gateway = get_gateway()
@@ -293,8 +293,8 @@ def reconcile_cmd(since: str | None) -> None:
 
     from tracker.gateway import GatewayError, get_gateway
     from tracker.gateway.events import RETENTION_DAYS
+    from tracker.gateway.webhooks import configured_livemode
     from tracker.services.stripe_events import reconcile
-    from tracker.webhooks.blueprint import configured_livemode
 
     now = datetime.now(UTC)
     earliest = now - timedelta(days=RETENTION_DAYS)

@@ -19,6 +19,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 import stripe
+from flask import Flask, current_app
+
+from tracker.gateway.client import StripeGateway
 
 TOLERANCE_SECONDS = 300
 
@@ -37,6 +40,16 @@ class WebhookEvent:
     created: datetime
     object: dict[str, Any]
     payload: str
+
+
+def configured_livemode(app: Flask | None = None) -> bool | None:
+    """The mode of the configured Stripe key: True for live, False for test.
+
+    :return: None when no key is configured; events of either mode are then
+        applied (a Stripe endpoint only sends events of its own mode anyway).
+    """
+    gateway: StripeGateway | None = (app or current_app).extensions.get("tracker.stripe")
+    return None if gateway is None else gateway.livemode
 
 
 def _timestamp(header: str) -> int:

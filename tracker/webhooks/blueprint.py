@@ -13,7 +13,7 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from sqlalchemy.exc import SQLAlchemyError
 
 from tracker.db import get_database
-from tracker.gateway.webhooks import InvalidWebhook, verify
+from tracker.gateway.webhooks import InvalidWebhook, configured_livemode, verify
 from tracker.services.stripe_events import ProcessingFailed, deliver
 from tracker.web import json_error
 
@@ -21,12 +21,6 @@ bp = Blueprint("webhooks", __name__, url_prefix="/webhooks")
 
 # Stripe events are a few kilobytes; refuse anything absurd before reading it.
 MAX_BODY = 1024 * 1024
-
-
-def configured_livemode() -> bool | None:
-    """The mode of the configured Stripe key, or None without a key (events are then applied)."""
-    gateway = current_app.extensions.get("tracker.stripe")
-    return None if gateway is None else bool(gateway.livemode)
 
 
 @bp.post("/stripe")
