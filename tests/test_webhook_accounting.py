@@ -639,3 +639,18 @@ def test_a_failed_event_is_listed_with_its_error_and_counted_by_retry(
     assert result.exit_code == 1
     assert "1 failed" in result.output
     assert totals(client, session) == (0, 0, 0)
+
+
+def test_a_bad_waiting_event_never_blocks_its_payment(
+    client: FlaskClient, session: Session, fund: str
+) -> None:
+    intent, ch, paid = _paid_pi(fund, 1000)
+    # More refunded than was ever paid: this refund cannot be applied.
+    impossible = event("charge.refunded", charge(charge_id=ch, intent_id=intent, refunded=5000))
+    good = event("charge.refunded", charge(charge_id=ch, intent_id=intent, refunded=300))
+    assert deliver_ok(client, impossible)["status"] == "deferred"
+    assert deliver_ok(client, good)["status"] == "deferred"
+    assert deliver_ok(client, paid)["status"] == "processed"
+    assert _status(session, _event_id(impossible)) is InboxStatus.FAILED
+    assert _status(session, _event_id(good)) is InboxStatus.PROCESSED
+    assert totals(client, session) == (700, 1, 1)

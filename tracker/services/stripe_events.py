@@ -639,7 +639,17 @@ def _wake(session: Session, payment: StripePayment) -> None:
         .with_for_update(skip_locked=True)
     ).all()
     for row in waiting:
-        _run(session, row)
+        try:
+            # A savepoint each: one bad waiting event must not block the payment
+            # it waited for (or it would fail the payment's own event forever).
+            with session.begin_nested():
+                _run(session, row)
+        except Exception as exc:
+            log.exception("applying deferred Stripe event %s failed", row.id)
+            row.status = InboxStatus.FAILED
+            row.attempts += 1
+            row.last_error = f"{type(exc).__name__}: {exc}"[:_MAX_ERROR]
+            session.flush()
 
 
 # ------------------------------------------------------------------------ checkout
