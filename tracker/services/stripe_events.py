@@ -1007,7 +1007,12 @@ def retry_inbox(
         report.seen += 1
         with _counting(report, event_id):
             if status is InboxStatus.DEFERRED and gateway is not None and waiting_for:
-                _resolve(factory, gateway, event_id, waiting_for, report)
+                try:
+                    _resolve(factory, gateway, event_id, waiting_for, report)
+                except Exception as exc:
+                    # Rolled back; the event stays deferred and the run goes on.
+                    log.exception("resolving deferred Stripe event %s failed", event_id)
+                    report.errors.append(f"{event_id}: {type(exc).__name__}: {exc}")
             report.count(_apply_stored(factory, event_id, livemode=livemode))
     return report
 
