@@ -26,6 +26,7 @@ from tests.servers import gunicorn
 from tests.stripe_helpers import (
     NOWHERE,
     SECRET,
+    charge,
     checkout_session,
     deliver_ok,
     event,
@@ -42,6 +43,7 @@ from tests.stripe_helpers import (
 from tracker import migrate
 from tracker.db import Database
 from tracker.models import InboxStatus, LedgerEntry, StripeEvent
+from tracker.services import stripe_events
 
 pytestmark = pytest.mark.slow
 
@@ -231,3 +233,36 @@ def test_database_unavailable_during_delivery_then_the_retry_credits_once(
         assert json.loads(second)["id"] in session.scalars(select(StripeEvent.id)).all()
     reader.dispose()
     database.dispose()
+
+
+def test_refunds_racing_their_payments_settle_after_a_retry(
+    db_url: str, app: Flask, client: FlaskClient, session: Session
+) -> None:
+    # A refund deferred in one transaction while another books its payment may miss
+    # that booking's wake-up; the retry job then applies it. Never lost, never twice.
+    factories.campaign(session)
+    payloads: list[str] = []
+    for n in range(8):
+        intent, ch = new_id("pi"), new_id("ch")
+        paid = event(
+            "payment_intent.succeeded",
+            payment_intent(meta=metadata("fund"), amount=1000, intent_id=intent, charge_id=ch),
+        )
+        partial = event(
+            "charge.refunded",
+            charge(charge_id=ch, intent_id=intent, amount=1000, refunded=100 * (n + 1)),
+        )
+        payloads += [paid, partial, partial]
+    random.Random(5).shuffle(payloads)
+    with gunicorn(_env(db_url), workers=4) as base:
+        statuses = _send_all(base, payloads)
+    assert statuses == [200] * len(payloads)
+    stripe_events.retry_inbox(app.extensions["tracker.db"].session, livemode=False)
+    refunded = sum(100 * (n + 1) for n in range(8))
+    assert totals(client, session) == (8000 - refunded, 8, 8)
+    session.rollback()
+    session.expire_all()
+    left = session.scalars(
+        select(StripeEvent.status).where(StripeEvent.status != InboxStatus.PROCESSED)
+    ).all()
+    assert left == []
