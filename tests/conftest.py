@@ -158,3 +158,18 @@ def client(app: Flask) -> FlaskClient:
 def runner(app: Flask) -> FlaskCliRunner:
     """A CLI runner of :func:`app`."""
     return app.test_cli_runner()
+
+
+@pytest.fixture(scope="session")
+def localstripe_url() -> Iterator[str]:
+    """A localstripe server (the Stripe stand-in) on a loopback port for the whole run."""
+    from contextlib import ExitStack
+
+    from tests.servers import localstripe
+
+    with ExitStack() as stack:
+        try:
+            url = stack.enter_context(localstripe())
+        except (ImportError, RuntimeError) as exc:
+            missing_service("localstripe", str(exc))
+        yield url

@@ -21,6 +21,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     from tracker import cli, config, db, donate, gateway, web
     from tracker.api import blueprint as api
+    from tracker.webhooks import blueprint as webhooks
 
     root = Path(__file__).resolve().parent.parent
     app = Flask(
@@ -42,5 +43,6 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     web.init_app(app)
     app.register_blueprint(api.bp)
     donate.init_app(app)
+    app.register_blueprint(webhooks.bp)
     cli.init_app(app)
     return app

@@ -275,3 +275,75 @@ def check_totals_cmd(repair: bool) -> None:
 def init_app(app: Flask) -> None:
     """Register the ``tracker`` command group."""
     app.cli.add_command(tracker_cli)
+
+
+# --- Stripe inbox: retry and reconciliation -----------------------------------------
+
+
+@tracker_cli.command("retry-inbox")
+@click.option("--limit", default=1000, show_default=True, help="At most this many events.")
+def retry_inbox_cmd(limit: int) -> None:
+    """Apply again the Stripe events left received, failed or deferred in the inbox."""
+    from tracker.gateway import get_gateway
+    from tracker.gateway.client import NotConfigured
+    from tracker.gateway.webhooks import configured_livemode
+    from tracker.services.stripe_events import retry_inbox
+
+    try:
+        gateway = get_gateway()
+    except NotConfigured:
+        gateway = None  # deferred events then wait for their payment's own event
+    database = get_database(current_app)
+    try:
+        report = retry_inbox(
+            database.session, livemode=configured_livemode(), gateway=gateway, limit=limit
+        )
+    except OperationalError as exc:
+        raise OneLineError(f"database error: {exc.orig}") from None
+    click.echo(report.describe())
+    for error in report.errors:
+        click.echo(error, err=True)
+    if report.statuses.get("failed"):
+        raise click.exceptions.Exit(1)
+
+
+@tracker_cli.command("reconcile")
+@click.option(
+    "--since",
+    default=None,
+    help="List Stripe events from this ISO date on (default and earliest: 30 days ago).",
+)
+def reconcile_cmd(since: str | None) -> None:
+    """Feed the events Stripe lists through the inbox: recovers missed webhooks, idempotent."""
+    from datetime import timedelta
+
+    from tracker.gateway import GatewayError, get_gateway
+    from tracker.gateway.events import RETENTION_DAYS
+    from tracker.gateway.webhooks import configured_livemode
+    from tracker.services.stripe_events import reconcile
+
+    now = datetime.now(UTC)
+    earliest = now - timedelta(days=RETENTION_DAYS)
+    start = _parse_instant(since, "--since") or earliest
+    if start < earliest:
+        click.echo(
+            f"Stripe keeps {RETENTION_DAYS} days of events: starting from {earliest:%Y-%m-%d}"
+        )
+    try:
+        gateway = get_gateway()
+        report = reconcile(
+            get_database(current_app).session,
+            gateway,
+            since=start,
+            livemode=configured_livemode(),
+            now=now,
+        )
+    except GatewayError as exc:
+        raise OneLineError(str(exc)) from None
+    except OperationalError as exc:
+        raise OneLineError(f"database error: {exc.orig}") from None
+    click.echo(report.describe())
+    for error in report.errors:
+        click.echo(error, err=True)
+    if report.statuses.get("failed"):
+        raise click.exceptions.Exit(1)

@@ -308,3 +308,76 @@ class AuditEvent(Base):
     campaign_id: Mapped[int | None] = mapped_column(ForeignKey("campaigns.id"))
     ledger_entry_id: Mapped[int | None] = mapped_column(ForeignKey("ledger_entries.id"))
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class InboxStatus(StrEnum):
+    """Where a received Stripe event stands.
+
+    ``received`` is stored but not yet handled (or a crash came in between);
+    ``deferred`` waits for the payment it refers to; ``failed`` raised an error
+    and keeps it. The retry job takes all three; the other two are final.
+    """
+
+    RECEIVED = "received"
+    PROCESSED = "processed"
+    IGNORED = "ignored"
+    DEFERRED = "deferred"
+    FAILED = "failed"
+
+
+class StripeEvent(Base):
+    """The webhook inbox: every verified Stripe event, stored raw before it is applied."""
+
+    __tablename__ = "stripe_events"
+
+    id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    type: Mapped[str] = mapped_column(String(100))
+    livemode: Mapped[bool] = mapped_column(Boolean)
+    # Stripe's ``created``: when the event happened, not when it reached us.
+    api_created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    payload: Mapped[str] = mapped_column(Text)
+    status: Mapped[InboxStatus] = mapped_column(
+        str_enum(InboxStatus, "inbox_status"), default=InboxStatus.RECEIVED
+    )
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    # The Stripe object (charge or PaymentIntent id) a deferred event waits for.
+    waiting_for: Mapped[str | None] = mapped_column(String(255), index=True)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    __table_args__ = (Index("ix_stripe_events_status_created", "status", "api_created_at"),)
+
+
+class StripePayment(Base):
+    """One Stripe payment as the ledger knows it, and what later events need about it.
+
+    ``reference`` is the ledger reference of the payment (PaymentIntent id, or
+    invoice id for a subscription); refunds and disputes name a charge or a
+    PaymentIntent, so both are kept to find the payment again. ``refunded`` is
+    the highest cumulative ``amount_refunded`` booked so far. A payment in a
+    currency other than its campaign's is kept here with ``flag`` set and is
+    never booked: an admin decides.
+    """
+
+    __tablename__ = "stripe_payments"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    reference: Mapped[str] = mapped_column(String(255), unique=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id"))
+    pledge_id: Mapped[int | None] = mapped_column(ForeignKey("pledges.id"))
+    payment_intent_id: Mapped[str | None] = mapped_column(String(255), unique=True, index=True)
+    charge_id: Mapped[str | None] = mapped_column(String(255), unique=True, index=True)
+    invoice_id: Mapped[str | None] = mapped_column(String(255), unique=True, index=True)
+    amount: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    donor_key: Mapped[str] = mapped_column(String(320))
+    refunded: Mapped[int] = mapped_column(BigInteger, default=0)
+    flag: Mapped[str | None] = mapped_column(String(64))
+    paid_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    __table_args__ = (
+        CheckConstraint(f"amount > 0 AND amount < {AMOUNT_LIMIT}", name="amount_positive"),
+        CheckConstraint("refunded >= 0", name="refunded_not_negative"),
+    )

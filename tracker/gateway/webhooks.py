@@ -1,0 +1,144 @@
+"""Verifying Stripe webhook deliveries and reading the event out of them.
+
+Stripe signs ``"<timestamp>.<raw body>"`` with HMAC-SHA256 under the
+endpoint's secret and sends ``Stripe-Signature: t=<timestamp>,v1=<hex>``.
+stripe-python checks the signature and rejects old timestamps; it accepts
+any timestamp in the future, so a captured request signed with a skewed
+clock would stay replayable for as long as the skew. We reject both sides.
+Several secrets may be configured at once, so an endpoint secret can be
+rolled without a window in which deliveries fail.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import stripe
+from flask import Flask, current_app
+
+from tracker.gateway.client import StripeGateway
+
+TOLERANCE_SECONDS = 300
+
+
+class InvalidWebhook(ValueError):
+    """A delivery that must be refused with a 4xx; ``str()`` says why (no secrets in it)."""
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookEvent:
+    """A verified Stripe event: its envelope, its object as plain JSON, and the raw text."""
+
+    id: str
+    type: str
+    livemode: bool
+    created: datetime
+    object: dict[str, Any]
+    payload: str
+
+
+def configured_livemode(app: Flask | None = None) -> bool | None:
+    """The mode of the configured Stripe key: True for live, False for test.
+
+    :return: None when no key is configured; events of either mode are then
+        applied (a Stripe endpoint only sends events of its own mode anyway).
+    """
+    gateway: StripeGateway | None = (app or current_app).extensions.get("tracker.stripe")
+    return None if gateway is None else gateway.livemode
+
+
+def _timestamp(header: str) -> int:
+    for item in header.split(","):
+        key, _, value = item.strip().partition("=")
+        if key == "t":
+            try:
+                return int(value)
+            except ValueError:
+                break
+    raise InvalidWebhook("the Stripe-Signature header has no valid timestamp")
+
+
+def verify(
+    body: bytes,
+    header: str | None,
+    secrets: Sequence[str],
+    *,
+    tolerance: int = TOLERANCE_SECONDS,
+    now: float | None = None,
+) -> WebhookEvent:
+    """Check a delivery's signature and timestamp, then parse the event.
+
+    :param body: the raw request body, exactly as received.
+    :param header: the ``Stripe-Signature`` header, or None when absent.
+    :param secrets: the endpoint secrets currently accepted (any one may match).
+    :param tolerance: how far, in seconds, the signed timestamp may be from ``now``
+        in either direction.
+    :param now: the current Unix time (tests); default the clock.
+    :return: the verified event.
+    :raise InvalidWebhook: for a missing or malformed header, no matching signature,
+        a timestamp too old or too far in the future, or a body that is not a
+        JSON Stripe event.
+    """
+    if not header:
+        raise InvalidWebhook("missing Stripe-Signature header")
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidWebhook("the body is not UTF-8 text") from None
+    signed_at = _timestamp(header)
+    for secret in secrets:
+        try:
+            # tolerance=None: the library's age check is one-sided; ours follows.
+            stripe.WebhookSignature.verify_header(text, header, secret, tolerance=None)
+            break
+        except stripe.SignatureVerificationError:
+            continue
+    else:
+        raise InvalidWebhook("no signature matches a configured webhook secret")
+    current = time.time() if now is None else now
+    if signed_at < current - tolerance:
+        raise InvalidWebhook(f"the signature timestamp is more than {tolerance} s old")
+    if signed_at > current + tolerance:
+        raise InvalidWebhook(f"the signature timestamp is more than {tolerance} s in the future")
+    return parse_event(text)
+
+
+def parse_event(text: str) -> WebhookEvent:
+    """Read a Stripe event from its JSON text (a verified delivery, or the events API).
+
+    :raise InvalidWebhook: when the text is not JSON or lacks an event's fields.
+    """
+    try:
+        data = json.loads(text)
+    except ValueError:
+        raise InvalidWebhook("the body is not JSON") from None
+    if not isinstance(data, dict):
+        raise InvalidWebhook("the body is not a Stripe event")
+    ident, kind, created = data.get("id"), data.get("type"), data.get("created")
+    inner = data.get("data")
+    obj = inner.get("object") if isinstance(inner, dict) else None
+    if (
+        not isinstance(ident, str)
+        or not ident
+        or len(ident) > 255
+        or not isinstance(kind, str)
+        or not kind
+        or len(kind) > 100
+        or not isinstance(created, int)
+        or isinstance(created, bool)
+        or not isinstance(obj, dict)
+    ):
+        raise InvalidWebhook("the body is not a Stripe event (id, type, created, data.object)")
+    return WebhookEvent(
+        id=ident,
+        type=kind,
+        livemode=bool(data.get("livemode", False)),
+        created=datetime.fromtimestamp(created, UTC),
+        object=obj,
+        payload=text,
+    )

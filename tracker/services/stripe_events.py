@@ -1,0 +1,1138 @@
+"""Applying Stripe events to pledges and the ledger, through the inbox.
+
+Every event goes the same way, whether a webhook delivered it, the retry job
+picked it up again or reconciliation listed it from the API:
+
+1. it is stored raw in ``stripe_events`` (``INSERT … ON CONFLICT DO NOTHING``)
+   and that is committed before anything else, so it can never be lost;
+2. it is applied in one transaction that holds the inbox row's lock, so
+   concurrent deliveries of one event take turns and the later ones see it
+   done;
+3. an error rolls the whole application back and marks the event ``failed``
+   in a transaction of its own, for a retry.
+
+What makes duplicates and any arrival order harmless is the ledger's unique
+``(source, reference)`` plus the rules in :mod:`tracker.domain.stripe_rules`.
+An event about a payment not booked yet (a refund overtaking its payment) is
+``deferred``: it is applied in the transaction that books the payment, or by
+the retry job, which can also ask Stripe for the payment.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows has no flock: SQLite writers just poll
+    fcntl = None  # type: ignore[assignment]
+
+from sqlalchemy import CursorResult, or_, select, update
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
+
+from tracker.domain.ledger import EntryKind, EntrySource, LedgerError
+from tracker.domain.stripe_rules import PLEDGE_MOVES_FROM, dispute_effects, refund_increment
+from tracker.gateway.client import GatewayError, StripeGateway
+from tracker.gateway.events import (
+    RETENTION_DAYS,
+    fetch_payment_intent,
+    invoice_of_payment_intent,
+    list_events,
+)
+from tracker.gateway.webhooks import WebhookEvent, parse_event
+from tracker.models import (
+    AMOUNT_LIMIT,
+    Campaign,
+    InboxStatus,
+    Pledge,
+    PledgeFrequency,
+    PledgeSource,
+    PledgeStatus,
+    StripeEvent,
+    StripePayment,
+    utcnow,
+)
+from tracker.services.ledger import _insert, record_entry
+
+log = logging.getLogger(__name__)
+
+SessionFactory = Callable[[], Session]
+
+# The event types this service acts on: the list to enable on the Stripe endpoint.
+HANDLED_TYPES = frozenset(
+    {
+        "checkout.session.completed",
+        "checkout.session.async_payment_succeeded",
+        "checkout.session.async_payment_failed",
+        "checkout.session.expired",
+        "payment_intent.succeeded",
+        "payment_intent.payment_failed",
+        "charge.refunded",
+        "charge.dispute.created",
+        "charge.dispute.updated",
+        "charge.dispute.closed",
+        "charge.dispute.funds_withdrawn",
+        "charge.dispute.funds_reinstated",
+        "invoice.paid",
+        "customer.subscription.deleted",
+    }
+)
+FINAL = frozenset({InboxStatus.PROCESSED, InboxStatus.IGNORED})
+RETRYABLE = (InboxStatus.RECEIVED, InboxStatus.FAILED, InboxStatus.DEFERRED)
+CURRENCY_MISMATCH = "currency_mismatch"
+_MAX_ERROR = 2000
+
+
+class EventError(ValueError):
+    """An event whose content cannot be applied (a malformed amount, a missing id)."""
+
+
+class ProcessingFailed(RuntimeError):
+    """Applying a stored event raised; it is kept as ``failed`` for a retry."""
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    """What applying one event did: its new inbox status and why."""
+
+    status: InboxStatus
+    note: str | None = None
+    waiting_for: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """The outcome of :func:`deliver`: whether the event was new, and its status now."""
+
+    new: bool
+    status: InboxStatus
+
+
+# --------------------------------------------------------------------------- inbox
+
+
+def store_event(session: Session, event: WebhookEvent) -> bool:
+    """Store a verified event in the inbox unless it is there already. The caller commits.
+
+    :return: True if this call stored it, False for a redelivery.
+    """
+    stored = session.execute(
+        _insert(session, StripeEvent.__table__)
+        .values(
+            id=event.id,
+            type=event.type,
+            livemode=event.livemode,
+            api_created_at=event.created,
+            payload=event.payload,
+            status=InboxStatus.RECEIVED,
+            attempts=0,
+            received_at=utcnow(),
+        )
+        .on_conflict_do_nothing(index_elements=["id"])
+        .returning(StripeEvent.id)
+    ).scalar_one_or_none()
+    return stored is not None
+
+
+def process_event(session: Session, event_id: str, *, livemode: bool | None) -> InboxStatus:
+    """Apply a stored event unless it is already final. Flushes; the caller commits.
+
+    The inbox row is locked first (``SELECT … FOR UPDATE`` on PostgreSQL; SQLite
+    write transactions are serial), so concurrent deliveries of one event apply
+    it once.
+
+    :param livemode: the mode of the configured Stripe key, or None when unknown;
+        an event of the other mode is stored but not applied.
+    :return: the event's status afterwards.
+    :raise LookupError: if the event is not in the inbox.
+    :raise Exception: whatever applying it raised; the caller rolls back.
+    """
+    row = session.scalars(
+        select(StripeEvent).where(StripeEvent.id == event_id).with_for_update()
+    ).one_or_none()
+    if row is None:
+        raise LookupError(f"event {event_id} is not in the inbox")
+    if row.status in FINAL:
+        return row.status
+    if livemode is not None and row.livemode != livemode:
+        log.warning(
+            "Stripe event %s is %s but the configured key is %s: stored, not applied",
+            row.id,
+            _mode(row.livemode),
+            _mode(livemode),
+        )
+        _finish(
+            row, Result(InboxStatus.IGNORED, f"{_mode(row.livemode)} event, {_mode(livemode)} key")
+        )
+        return row.status
+    _run(session, row)
+    return row.status
+
+
+def mark_failed(session: Session, event_id: str, error: str) -> None:
+    """Record that applying ``event_id`` raised ``error``. The caller commits."""
+    session.execute(
+        update(StripeEvent)
+        .where(StripeEvent.id == event_id, StripeEvent.status.not_in(FINAL))
+        .values(
+            status=InboxStatus.FAILED,
+            attempts=StripeEvent.attempts + 1,
+            last_error=error[:_MAX_ERROR],
+        )
+    )
+
+
+def deliver(factory: SessionFactory, event: WebhookEvent, *, livemode: bool | None) -> Delivery:
+    """Store ``event`` and commit, then apply it in a second transaction and commit.
+
+    :param factory: makes a new write session (``Database.session``).
+    :return: whether the event was new and its status afterwards.
+    :raise ProcessingFailed: when applying raised; the event is then stored as failed.
+    :raise sqlalchemy.exc.SQLAlchemyError: when the database cannot store the event
+        (nothing was accepted; Stripe will deliver again).
+    """
+    with _write_turn(factory) as session:
+        new = store_event(session, event)
+        session.commit()
+    return Delivery(new, _apply_stored(factory, event.id, livemode=livemode))
+
+
+def _apply_stored(factory: SessionFactory, event_id: str, *, livemode: bool | None) -> InboxStatus:
+    with _write_turn(factory) as session:
+        try:
+            status = process_event(session, event_id, livemode=livemode)
+            session.commit()
+            return status
+        except Exception as exc:
+            session.rollback()
+            error = f"{type(exc).__name__}: {exc}"
+            log.exception("applying Stripe event %s failed", event_id)
+    with _write_turn(factory) as session:
+        mark_failed(session, event_id, error)
+        session.commit()
+    raise ProcessingFailed(error)
+
+
+@contextmanager
+def _write_turn(factory: SessionFactory) -> Iterator[Session]:
+    """A write session for one inbox transaction, taking turns with other processes on SQLite.
+
+    SQLite has one writer at a time, and a writer that finds the lock taken polls
+    with growing sleeps (up to 100 ms each) until its busy timeout. Under several
+    gunicorn workers receiving webhooks, most of the time was spent asleep. A
+    blocking ``flock`` on a file beside the database queues the inbox's writers
+    instead and hands the turn over the moment it is free. Other writers are
+    unaffected (they still wait on SQLite's own lock). No-op on PostgreSQL.
+    """
+    with factory() as session:
+        bind = session.get_bind()
+        path = bind.engine.url.database if bind.dialect.name == "sqlite" else None
+        if fcntl is None or not path or path == ":memory:" or path.startswith("file:"):
+            yield session
+            return
+        fd = os.open(f"{path}.inbox-lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield session
+        finally:
+            # Release only once the transaction is over, committed or not.
+            session.close()
+            os.close(fd)  # closing the descriptor releases the lock
+
+
+def _mode(livemode: bool) -> str:
+    return "live-mode" if livemode else "test-mode"
+
+
+def _finish(row: StripeEvent, result: Result) -> None:
+    row.attempts += 1
+    row.status = result.status
+    row.last_error = result.note[:_MAX_ERROR] if result.note else None
+    row.waiting_for = result.waiting_for
+    row.processed_at = utcnow() if result.status in FINAL else None
+
+
+def _run(session: Session, row: StripeEvent) -> None:
+    event = parse_event(row.payload)
+    _finish(row, apply_event(session, event))
+    session.flush()
+
+
+# ------------------------------------------------------------------- dispatching
+
+
+def apply_event(session: Session, event: WebhookEvent) -> Result:
+    """Apply one event's effect on pledges and the ledger. Flushes, does not commit.
+
+    Idempotent: applying the same event again, or another event about the same
+    money, books nothing twice.
+
+    :return: the inbox status the event should take, with a note.
+    :raise EventError: for an event whose amounts or ids make no sense.
+    :raise LedgerError: when the ledger refuses a movement.
+    """
+    obj = event.object
+    match event.type:
+        case "checkout.session.completed" | "checkout.session.async_payment_succeeded":
+            return _checkout_paid(session, event, obj)
+        case "checkout.session.async_payment_failed" | "checkout.session.expired":
+            return _checkout_unpaid(session, event, obj)
+        case "payment_intent.succeeded":
+            return _payment_intent_succeeded(session, obj, paid_at=event.created)
+        case "payment_intent.payment_failed":
+            return _payment_intent_failed(session, obj)
+        case "charge.refunded":
+            return _charge_refunded(session, event, obj)
+        case (
+            "charge.dispute.created"
+            | "charge.dispute.updated"
+            | "charge.dispute.closed"
+            | "charge.dispute.funds_withdrawn"
+            | "charge.dispute.funds_reinstated"
+        ):
+            return _dispute(session, event, obj)
+        case "invoice.paid":
+            return _invoice_paid(session, event, obj)
+        case "customer.subscription.deleted":
+            return _subscription_deleted(session, obj)
+        case _:
+            return Result(InboxStatus.IGNORED, f"event type {event.type} has no effect here")
+
+
+# ------------------------------------------------------------------------ helpers
+
+
+def _id(value: Any) -> str | None:
+    """A Stripe id from a field that may hold the id or the expanded object."""
+    if isinstance(value, dict):
+        value = value.get("id")
+    return value if isinstance(value, str) and value else None
+
+
+def _amount(value: Any, what: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < AMOUNT_LIMIT:
+        raise EventError(f"{what} is not an amount in minor units: {value!r}")
+    return value
+
+
+def _currency(obj: dict[str, Any]) -> str:
+    value = obj.get("currency")
+    if not isinstance(value, str) or len(value) != 3 or not value.isalpha():
+        raise EventError(f"no valid currency in the event: {value!r}")
+    return value.upper()
+
+
+def _metadata(obj: dict[str, Any]) -> dict[str, Any]:
+    meta = obj.get("metadata")
+    return meta if isinstance(meta, dict) else {}
+
+
+def _instant(value: Any, default: datetime) -> datetime:
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return datetime.fromtimestamp(value, UTC)
+    return default
+
+
+@dataclass(slots=True)
+class _Target:
+    """Whose money an object is: the campaign, and our pledge if we know it."""
+
+    campaign: Campaign
+    pledge: Pledge | None
+
+
+def _target(
+    session: Session,
+    meta: dict[str, Any],
+    *,
+    checkout_session_id: str | None = None,
+    payment_intent_id: str | None = None,
+    subscription_id: str | None = None,
+) -> _Target | Result:
+    """Find the campaign and pledge an object belongs to, or say why it is not ours."""
+    pledge = _find_pledge(session, meta, checkout_session_id, payment_intent_id, subscription_id)
+    slug = meta.get("tracker_campaign")
+    campaign: Campaign | None = None
+    if isinstance(slug, str) and slug:
+        campaign = session.scalar(select(Campaign).where(Campaign.slug == slug))
+        if campaign is None:
+            return Result(InboxStatus.IGNORED, f"no campaign {slug!r} here")
+    elif pledge is not None:
+        campaign = session.get(Campaign, pledge.campaign_id)
+    if campaign is None:
+        return Result(InboxStatus.IGNORED, "no tracker_campaign metadata: not ours")
+    if pledge is not None and pledge.campaign_id != campaign.id:
+        log.warning("pledge %s belongs to another campaign than %s", pledge.id, campaign.slug)
+        pledge = None
+    return _Target(campaign, pledge)
+
+
+def _find_pledge(
+    session: Session,
+    meta: dict[str, Any],
+    checkout_session_id: str | None,
+    payment_intent_id: str | None,
+    subscription_id: str | None,
+) -> Pledge | None:
+    raw = meta.get("tracker_pledge")
+    if isinstance(raw, str | int) and str(raw).isdigit():
+        pledge = session.get(Pledge, int(raw))
+        if pledge is not None:
+            return pledge
+    for column, value in (
+        (Pledge.stripe_checkout_session_id, checkout_session_id),
+        (Pledge.stripe_payment_intent_id, payment_intent_id),
+        (Pledge.stripe_subscription_id, subscription_id),
+    ):
+        if value:
+            found = session.scalar(select(Pledge).where(column == value))
+            if found is not None:
+                return found
+    return None
+
+
+def _move_pledge(session: Session, pledge: Pledge, target: PledgeStatus, **values: Any) -> bool:
+    """Move a pledge forward if its current state allows; a conditional UPDATE, so a
+    concurrent transaction that already moved it (paid) is never overwritten (failed)."""
+    allowed = [PledgeStatus(s) for s in PLEDGE_MOVES_FROM[target.value]]
+    session.flush()
+    changes = {"status": target, "updated_at": utcnow(), **values}
+    moved: CursorResult[Any] = session.execute(  # type: ignore[assignment]
+        update(Pledge)
+        .where(Pledge.id == pledge.id, Pledge.status.in_(allowed))
+        .values(**changes)
+        .execution_options(synchronize_session=False)
+    )
+    if not moved.rowcount:
+        session.expire(pledge)  # someone else moved it: read it again if needed
+        return False
+    for name, value in changes.items():
+        set_committed_value(pledge, name, value)
+    return True
+
+
+def _set_if_empty(pledge: Pledge, **ids: str | None) -> None:
+    """Fill Stripe ids we learn about, never overwriting one already known."""
+    for name, value in ids.items():
+        if value and getattr(pledge, name) is None:
+            setattr(pledge, name, value)
+
+
+def _donor_key(pledge: Pledge | None, email: str | None) -> str | None:
+    address = (pledge.donor_email if pledge else None) or email
+    if address:
+        return f"email:{address.strip().casefold()}"
+    return f"pledge:{pledge.id}" if pledge else None
+
+
+# ----------------------------------------------------------------------- payments
+
+
+@dataclass(slots=True)
+class _Payment:
+    """A payment as reported by any of the events that report payments."""
+
+    reference: str
+    amount: int
+    currency: str
+    paid_at: datetime
+    payment_intent_id: str | None = None
+    charge_id: str | None = None
+    invoice_id: str | None = None
+    email: str | None = None
+    name: str | None = None
+    frequency: PledgeFrequency = PledgeFrequency.ONE_TIME
+    pledge_ids: dict[str, str | None] = field(default_factory=dict)
+
+
+def _book_payment(session: Session, target: _Target, payment: _Payment) -> Result:
+    """Book a payment once, whichever event reports it first.
+
+    The ``stripe_payments`` row is claimed first with ``ON CONFLICT DO NOTHING``:
+    on PostgreSQL a concurrent claim of the same reference waits for this
+    transaction and then finds the row, so only one transaction books the
+    money or creates a pledge for a payment made outside our donate page.
+    """
+    if payment.amount <= 0:
+        return Result(InboxStatus.PROCESSED, "nothing was paid")
+    campaign = target.campaign
+    # ORM-enabled INSERT … RETURNING: the new row comes back as an object, no re-read.
+    row = session.scalars(
+        _insert(session, StripePayment)
+        .values(
+            reference=payment.reference,
+            campaign_id=campaign.id,
+            pledge_id=target.pledge.id if target.pledge else None,
+            payment_intent_id=payment.payment_intent_id,
+            charge_id=payment.charge_id,
+            invoice_id=payment.invoice_id,
+            amount=payment.amount,
+            currency=payment.currency,
+            donor_key="",
+            refunded=0,
+            paid_at=payment.paid_at,
+            created_at=utcnow(),
+        )
+        .on_conflict_do_nothing()
+        .returning(StripePayment)
+    ).first()
+    claimed = row is not None
+    if row is None:
+        row = _find_payment(
+            session,
+            reference=payment.reference,
+            payment_intent_id=payment.payment_intent_id,
+            charge_id=payment.charge_id,
+            invoice_id=payment.invoice_id,
+        )
+    if row is None:  # pragma: no cover - the claim or a conflicting row exists
+        raise EventError(f"payment {payment.reference} could not be recorded")
+    pledge = target.pledge or (session.get(Pledge, row.pledge_id) if row.pledge_id else None)
+    if not claimed:
+        # Another event booked this payment: only learn the ids it did not know.
+        for name in ("payment_intent_id", "charge_id", "invoice_id"):
+            value = getattr(payment, name)
+            if value and getattr(row, name) is None and not _id_taken(session, name, value):
+                setattr(row, name, value)
+        session.flush()
+        if pledge is not None:
+            _pledge_paid(session, pledge, payment)
+        _wake(session, row)
+        return Result(InboxStatus.PROCESSED, f"payment {row.reference} was already recorded")
+
+    if pledge is None:
+        pledge = _pledge_from_payment(session, campaign, payment)
+    else:
+        _pledge_paid(session, pledge, payment)
+    row.pledge_id = pledge.id
+    row.donor_key = _donor_key(pledge, payment.email) or f"stripe:{payment.reference}"
+    if payment.currency != campaign.currency:
+        # Never summed into a total of another currency: kept for an admin to decide.
+        row.flag = CURRENCY_MISMATCH
+        session.flush()
+        log.warning(
+            "Stripe payment %s is in %s but campaign %s counts %s: flagged, not booked",
+            payment.reference,
+            payment.currency,
+            campaign.slug,
+            campaign.currency,
+        )
+        _wake(session, row)
+        return Result(InboxStatus.PROCESSED, f"flagged: paid in {payment.currency}")
+    record_entry(
+        session,
+        campaign,
+        source=EntrySource.STRIPE,
+        reference=payment.reference,
+        kind=EntryKind.PAYMENT,
+        amount=payment.amount,
+        currency=payment.currency,
+        occurred_at=payment.paid_at,
+        donor_key=row.donor_key,
+        pledge_id=pledge.id,
+    )
+    _wake(session, row)
+    return Result(InboxStatus.PROCESSED)
+
+
+def _pledge_from_payment(session: Session, campaign: Campaign, payment: _Payment) -> Pledge:
+    """A pledge for money given through another Stripe surface (a Payment Link, the API)."""
+    pledge = Pledge(
+        campaign_id=campaign.id,
+        amount=payment.amount,
+        currency=payment.currency,
+        frequency=payment.frequency,
+        donor_name=payment.name[:200] if payment.name else None,
+        donor_email=payment.email[:320] if payment.email else None,
+        anonymous=False,
+        source=PledgeSource.STRIPE,
+        # Created for money that arrived: paid from the start.
+        status=PledgeStatus.PAID,
+        paid_at=payment.paid_at,
+        **{k: v for k, v in payment.pledge_ids.items() if v},
+    )
+    if payment.frequency is PledgeFrequency.ONE_TIME and payment.payment_intent_id:
+        pledge.stripe_payment_intent_id = payment.payment_intent_id
+    session.add(pledge)
+    session.flush()
+    return pledge
+
+
+def _pledge_paid(session: Session, pledge: Pledge, payment: _Payment) -> None:
+    intent = payment.payment_intent_id
+    # A monthly pledge sees a new PaymentIntent every month: only one-time ones keep it.
+    if (
+        payment.frequency is PledgeFrequency.ONE_TIME
+        and intent
+        and pledge.stripe_payment_intent_id is None
+        and session.scalar(select(Pledge.id).where(Pledge.stripe_payment_intent_id == intent))
+        is None
+    ):
+        pledge.stripe_payment_intent_id = intent
+    _set_if_empty(pledge, **payment.pledge_ids)
+    paid_at = pledge.paid_at or payment.paid_at
+    _move_pledge(session, pledge, PledgeStatus.PAID, paid_at=paid_at)
+
+
+def _find_payment(
+    session: Session,
+    *,
+    reference: str | None = None,
+    payment_intent_id: str | None = None,
+    charge_id: str | None = None,
+    invoice_id: str | None = None,
+    lock: bool = False,
+) -> StripePayment | None:
+    conditions = [
+        column == value
+        for column, value in (
+            (StripePayment.reference, reference),
+            (StripePayment.payment_intent_id, payment_intent_id),
+            (StripePayment.charge_id, charge_id),
+            (StripePayment.invoice_id, invoice_id),
+        )
+        if value
+    ]
+    if not conditions:
+        return None
+    query = select(StripePayment).where(or_(*conditions)).order_by(StripePayment.id).limit(1)
+    if lock:
+        query = query.with_for_update()
+    return session.scalars(query).first()
+
+
+def _id_taken(session: Session, column: str, value: str) -> bool:
+    """Whether another payment row already holds this Stripe id (the column is unique)."""
+    taken = session.scalar(
+        select(StripePayment.id).where(getattr(StripePayment, column) == value).limit(1)
+    )
+    return taken is not None
+
+
+def _wake(session: Session, payment: StripePayment) -> None:
+    """Apply the deferred events that were waiting for this payment, in this transaction.
+
+    Rows another transaction holds are skipped (``SKIP LOCKED``): that one, or the
+    retry job, applies them.
+    """
+    ids = [
+        i
+        for i in (
+            payment.reference,
+            payment.payment_intent_id,
+            payment.charge_id,
+            payment.invoice_id,
+        )
+        if i
+    ]
+    waiting = session.scalars(
+        select(StripeEvent)
+        .where(StripeEvent.status == InboxStatus.DEFERRED, StripeEvent.waiting_for.in_(ids))
+        .order_by(StripeEvent.api_created_at, StripeEvent.id)
+        .with_for_update(skip_locked=True)
+    ).all()
+    for row in waiting:
+        try:
+            # A savepoint each: one bad waiting event must not block the payment
+            # it waited for (or it would fail the payment's own event forever).
+            with session.begin_nested():
+                _run(session, row)
+        except Exception as exc:
+            log.exception("applying deferred Stripe event %s failed", row.id)
+            row.status = InboxStatus.FAILED
+            row.attempts += 1
+            row.last_error = f"{type(exc).__name__}: {exc}"[:_MAX_ERROR]
+            session.flush()
+
+
+# ------------------------------------------------------------------------ checkout
+
+
+def _checkout_paid(session: Session, event: WebhookEvent, obj: dict[str, Any]) -> Result:
+    session_id = _id(obj.get("id"))
+    intent_id = _id(obj.get("payment_intent"))
+    subscription_id = _id(obj.get("subscription"))
+    target = _target(
+        session,
+        _metadata(obj),
+        checkout_session_id=session_id,
+        payment_intent_id=intent_id,
+        subscription_id=subscription_id,
+    )
+    if isinstance(target, Result):
+        return target
+    details = obj.get("customer_details")
+    customer: dict[str, Any] = details if isinstance(details, dict) else {}
+    ids = {
+        "stripe_checkout_session_id": session_id,
+        "stripe_subscription_id": subscription_id,
+        "stripe_customer_id": _id(obj.get("customer")),
+    }
+    if target.pledge is not None:
+        _set_if_empty(target.pledge, **ids)
+        session.flush()
+    status = obj.get("payment_status")
+    if event.type == "checkout.session.completed" and status != "paid":
+        # Bank debits and vouchers: the money comes later, or never.
+        return Result(InboxStatus.PROCESSED, f"payment_status {status}: waiting for the payment")
+    subscription = obj.get("mode") == "subscription"
+    reference = _id(obj.get("invoice")) if subscription else intent_id
+    if reference is None:
+        if subscription:
+            return Result(InboxStatus.PROCESSED, "subscription started: invoice.paid books it")
+        raise EventError("a paid Checkout Session without a payment_intent")
+    payment = _Payment(
+        reference=reference,
+        amount=_amount(obj.get("amount_total"), "amount_total"),
+        currency=_currency(obj),
+        paid_at=event.created,
+        payment_intent_id=None if subscription else intent_id,
+        invoice_id=reference if subscription else None,
+        email=customer.get("email") if isinstance(customer.get("email"), str) else None,
+        name=customer.get("name") if isinstance(customer.get("name"), str) else None,
+        frequency=PledgeFrequency.MONTHLY if subscription else PledgeFrequency.ONE_TIME,
+        pledge_ids=ids,
+    )
+    return _book_payment(session, target, payment)
+
+
+def _checkout_unpaid(session: Session, event: WebhookEvent, obj: dict[str, Any]) -> Result:
+    target = _target(
+        session,
+        _metadata(obj),
+        checkout_session_id=_id(obj.get("id")),
+        payment_intent_id=_id(obj.get("payment_intent")),
+    )
+    if isinstance(target, Result):
+        return target
+    if target.pledge is None:
+        return Result(InboxStatus.PROCESSED, "no pledge to update")
+    expired = event.type == "checkout.session.expired"
+    moved = _move_pledge(
+        session, target.pledge, PledgeStatus.EXPIRED if expired else PledgeStatus.FAILED
+    )
+    return Result(InboxStatus.PROCESSED, None if moved else "pledge already settled")
+
+
+# ------------------------------------------------------------------ payment intents
+
+
+def _payment_intent_succeeded(
+    session: Session, obj: dict[str, Any], *, paid_at: datetime
+) -> Result:
+    if _id(obj.get("invoice")):
+        return Result(
+            InboxStatus.IGNORED, "a subscription invoice's payment: invoice.paid books it"
+        )
+    intent_id = _id(obj.get("id"))
+    if intent_id is None:
+        raise EventError("a PaymentIntent without an id")
+    target = _target(session, _metadata(obj), payment_intent_id=intent_id)
+    if isinstance(target, Result):
+        return target
+    received = obj.get("amount_received")
+    # amount_received is what was charged; the Stripe stand-in only reports amount.
+    amount = _amount(received if received is not None else obj.get("amount"), "amount_received")
+    email = obj.get("receipt_email")
+    payment = _Payment(
+        reference=intent_id,
+        amount=amount,
+        currency=_currency(obj),
+        paid_at=paid_at,
+        payment_intent_id=intent_id,
+        charge_id=_id(obj.get("latest_charge")),
+        email=email if isinstance(email, str) else None,
+        pledge_ids={"stripe_customer_id": _id(obj.get("customer"))},
+    )
+    return _book_payment(session, target, payment)
+
+
+def _payment_intent_failed(session: Session, obj: dict[str, Any]) -> Result:
+    intent_id = _id(obj.get("id"))
+    target = _target(session, _metadata(obj), payment_intent_id=intent_id)
+    if isinstance(target, Result):
+        return target
+    if target.pledge is None:
+        return Result(InboxStatus.PROCESSED, "a failed payment without a pledge: nothing to do")
+    moved = _move_pledge(session, target.pledge, PledgeStatus.FAILED)
+    return Result(InboxStatus.PROCESSED, None if moved else "pledge already settled")
+
+
+# ------------------------------------------------------------- refunds and disputes
+
+
+def _charge_refunded(session: Session, event: WebhookEvent, obj: dict[str, Any]) -> Result:
+    charge_id = _id(obj.get("id"))
+    if charge_id is None:
+        raise EventError("a charge without an id")
+    payment = _find_payment(
+        session,
+        charge_id=charge_id,
+        payment_intent_id=_id(obj.get("payment_intent")),
+        invoice_id=_id(obj.get("invoice")),
+        lock=True,
+    )
+    if payment is None:
+        return Result(InboxStatus.DEFERRED, "the refunded payment is not booked yet", charge_id)
+    if payment.flag:
+        return Result(InboxStatus.PROCESSED, f"refund of a flagged payment ({payment.flag})")
+    if payment.charge_id is None and not _id_taken(session, "charge_id", charge_id):
+        payment.charge_id = charge_id
+    reported = _amount(obj.get("amount_refunded"), "amount_refunded")
+    if reported > payment.amount:
+        raise EventError(
+            f"charge {charge_id} reports {reported} refunded of a {payment.amount} payment"
+        )
+    increment = refund_increment(payment.refunded, reported)
+    if increment == 0:
+        session.flush()
+        return Result(InboxStatus.PROCESSED, "no refund beyond what is booked")
+    if _currency(obj) != payment.currency:
+        raise EventError(f"refund in {_currency(obj)} of a {payment.currency} payment")
+    payment.refunded = reported
+    session.flush()
+    campaign = session.get_one(Campaign, payment.campaign_id)
+    record_entry(
+        session,
+        campaign,
+        source=EntrySource.STRIPE,
+        reference=f"{charge_id}:refunded:{reported}",
+        kind=EntryKind.REFUND,
+        amount=increment,
+        currency=payment.currency,
+        occurred_at=event.created,
+        donor_key=payment.donor_key,
+        pledge_id=payment.pledge_id,
+    )
+    return Result(InboxStatus.PROCESSED)
+
+
+def _dispute(session: Session, event: WebhookEvent, obj: dict[str, Any]) -> Result:
+    dispute_id = _id(obj.get("id"))
+    charge_id = _id(obj.get("charge"))
+    if dispute_id is None or charge_id is None:
+        raise EventError("a dispute without its id or charge")
+    payment = _find_payment(
+        session, charge_id=charge_id, payment_intent_id=_id(obj.get("payment_intent"))
+    )
+    if payment is None:
+        return Result(InboxStatus.DEFERRED, "the disputed payment is not booked yet", charge_id)
+    if payment.flag:
+        return Result(InboxStatus.PROCESSED, f"dispute of a flagged payment ({payment.flag})")
+    status = obj.get("status")
+    effects = dispute_effects(status if isinstance(status, str) else "", event.type)
+    if not (effects.withdrawn or effects.reinstated):
+        return Result(InboxStatus.PROCESSED, f"dispute {status}: no money moved")
+    amount = _amount(obj.get("amount"), "amount")
+    if amount == 0:
+        return Result(InboxStatus.PROCESSED, "a dispute of nothing")
+    if _currency(obj) != payment.currency:
+        raise EventError(f"dispute in {_currency(obj)} of a {payment.currency} payment")
+    campaign = session.get_one(Campaign, payment.campaign_id)
+    for happened, kind, suffix in (
+        (effects.withdrawn, EntryKind.DISPUTE_LOST, "withdrawn"),
+        (effects.reinstated, EntryKind.DISPUTE_WON, "reinstated"),
+    ):
+        if happened:
+            record_entry(
+                session,
+                campaign,
+                source=EntrySource.STRIPE,
+                reference=f"{dispute_id}:{suffix}",
+                kind=kind,
+                amount=amount,
+                currency=payment.currency,
+                occurred_at=event.created,
+                donor_key=payment.donor_key,
+                pledge_id=payment.pledge_id,
+            )
+    return Result(InboxStatus.PROCESSED)
+
+
+# ------------------------------------------------------------------ subscriptions
+
+
+def _subscription_metadata(obj: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
+    """The subscription's metadata and id as an invoice reports them (any API version)."""
+    subscription_id = _id(obj.get("subscription"))
+    candidates: list[Any] = [obj.get("subscription_details")]
+    parent = obj.get("parent")
+    if isinstance(parent, dict) and isinstance(parent.get("subscription_details"), dict):
+        details = parent["subscription_details"]
+        candidates.append(details)
+        subscription_id = subscription_id or _id(details.get("subscription"))
+    lines = obj.get("lines")
+    if isinstance(lines, dict) and isinstance(lines.get("data"), list) and lines["data"]:
+        candidates.append(lines["data"][0])
+    for candidate in candidates:
+        if isinstance(candidate, dict) and _metadata(candidate).get("tracker_campaign"):
+            return _metadata(candidate), subscription_id
+    return _metadata(obj), subscription_id
+
+
+def _invoice_payment_ids(obj: dict[str, Any]) -> tuple[str | None, str | None]:
+    """The PaymentIntent and charge that paid an invoice, where the payload names them.
+
+    Older API versions put them on the invoice; newer ones only in its ``payments``
+    list when it is included. Refunds and disputes of monthly payments name them.
+    """
+    intent, charge = _id(obj.get("payment_intent")), _id(obj.get("charge"))
+    payments = obj.get("payments")
+    if intent is None and isinstance(payments, dict) and isinstance(payments.get("data"), list):
+        for item in payments["data"]:
+            payment = item.get("payment") if isinstance(item, dict) else None
+            if isinstance(payment, dict) and item.get("status") in (None, "paid"):
+                intent = _id(payment.get("payment_intent"))
+                charge = charge or _id(payment.get("charge"))
+                if intent or charge:
+                    break
+    return intent, charge
+
+
+def _invoice_paid(session: Session, event: WebhookEvent, obj: dict[str, Any]) -> Result:
+    invoice_id = _id(obj.get("id"))
+    if invoice_id is None:
+        raise EventError("an invoice without an id")
+    meta, subscription_id = _subscription_metadata(obj)
+    target = _target(session, meta, subscription_id=subscription_id)
+    if isinstance(target, Result):
+        return target
+    intent_id, charge_id = _invoice_payment_ids(obj)
+    transitions = obj.get("status_transitions")
+    paid_at = _instant(
+        transitions.get("paid_at") if isinstance(transitions, dict) else None, event.created
+    )
+    email = obj.get("customer_email")
+    payment = _Payment(
+        reference=invoice_id,
+        amount=_amount(obj.get("amount_paid"), "amount_paid"),
+        currency=_currency(obj),
+        paid_at=paid_at,
+        payment_intent_id=intent_id,
+        charge_id=charge_id,
+        invoice_id=invoice_id,
+        email=email if isinstance(email, str) else None,
+        frequency=PledgeFrequency.MONTHLY,
+        pledge_ids={
+            "stripe_subscription_id": subscription_id,
+            "stripe_customer_id": _id(obj.get("customer")),
+        },
+    )
+    return _book_payment(session, target, payment)
+
+
+def _subscription_deleted(session: Session, obj: dict[str, Any]) -> Result:
+    target = _target(session, _metadata(obj), subscription_id=_id(obj.get("id")))
+    if isinstance(target, Result):
+        return target
+    if target.pledge is None:
+        return Result(InboxStatus.PROCESSED, "no pledge for this subscription")
+    # Past payments stay on the ledger: only the promise of future ones ends.
+    moved = _move_pledge(session, target.pledge, PledgeStatus.CANCELED)
+    return Result(InboxStatus.PROCESSED, None if moved else "pledge already settled")
+
+
+# ------------------------------------------------------------ retry and reconcile
+
+
+@dataclass(slots=True)
+class Report:
+    """Counts of what a retry or reconciliation run did, by outcome."""
+
+    seen: int = 0
+    new: int = 0
+    skipped: int = 0
+    statuses: dict[str, int] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+
+    def count(self, status: InboxStatus) -> None:
+        """Add one event that ended in ``status``."""
+        self.statuses[status.value] = self.statuses.get(status.value, 0) + 1
+
+    def describe(self) -> str:
+        """One line for an operator."""
+        parts = [f"{self.seen} event(s)"]
+        if self.new:
+            parts.append(f"{self.new} new")
+        if self.skipped:
+            parts.append(f"{self.skipped} of types we do not handle")
+        parts.extend(f"{n} {status}" for status, n in sorted(self.statuses.items()))
+        return ", ".join(parts)
+
+
+@contextmanager
+def _counting(report: Report, event_id: str) -> Iterator[None]:
+    try:
+        yield
+    except ProcessingFailed as exc:
+        report.count(InboxStatus.FAILED)
+        report.errors.append(f"{event_id}: {exc}")
+
+
+def retry_inbox(
+    factory: SessionFactory,
+    *,
+    livemode: bool | None,
+    gateway: StripeGateway | None = None,
+    limit: int = 1000,
+) -> Report:
+    """Apply again the inbox events that are not final: received, failed or deferred.
+
+    Oldest first, each in its own transaction. A deferred event whose payment
+    never arrived is resolved through the Stripe API when ``gateway`` is given:
+    the payment is fetched and booked (if it is ours), then the event applied;
+    if the payment is not ours the event is ignored. An event that fails again
+    stays failed and is counted. Meant for the scheduler and
+    ``flask --app wsgi tracker retry-inbox``.
+
+    :param limit: at most this many events per run.
+    :return: what happened, by status.
+    """
+    report = Report()
+    with _write_turn(factory) as session:
+        pending = session.execute(
+            select(StripeEvent.id, StripeEvent.status, StripeEvent.waiting_for)
+            .where(StripeEvent.status.in_(RETRYABLE))
+            .order_by(StripeEvent.api_created_at, StripeEvent.id)
+            .limit(limit)
+        ).all()
+    for event_id, status, waiting_for in pending:
+        report.seen += 1
+        with _counting(report, event_id):
+            if status is InboxStatus.DEFERRED and gateway is not None and waiting_for:
+                try:
+                    _resolve(factory, gateway, event_id, waiting_for, report)
+                except Exception as exc:
+                    # Rolled back; the event stays deferred and the run goes on.
+                    log.exception("resolving deferred Stripe event %s failed", event_id)
+                    report.errors.append(f"{event_id}: {type(exc).__name__}: {exc}")
+            report.count(_apply_stored(factory, event_id, livemode=livemode))
+    return report
+
+
+def _resolve(
+    factory: SessionFactory, gateway: StripeGateway, event_id: str, waiting_for: str, report: Report
+) -> None:
+    """Ask Stripe for the payment a deferred event waits for, and book or link it.
+
+    A PaymentIntent with our metadata is booked like its own webhook would. One
+    without metadata may still be a monthly donor's: if it paid an invoice we
+    booked, the charge and PaymentIntent ids are linked to that payment. Only a
+    payment that is neither makes the event ignored (not ours).
+    """
+    invoice_id: str | None = None
+    try:
+        kind = "payment_intent_id" if waiting_for.startswith("pi_") else "charge_id"
+        intent = fetch_payment_intent(gateway, **{kind: waiting_for})
+        if intent is not None and not _metadata(intent).get("tracker_campaign"):
+            invoice_id = _id(intent.get("invoice"))
+            if invoice_id is None and intent.get("object") == "payment_intent":
+                invoice_id = invoice_of_payment_intent(gateway, str(intent.get("id")))
+    except GatewayError as exc:
+        # Stay deferred: the next run asks again.
+        report.errors.append(f"{event_id}: {exc}")
+        return
+    if intent is None:
+        return
+    with _write_turn(factory) as session:
+        row = session.scalars(
+            select(StripeEvent).where(StripeEvent.id == event_id).with_for_update()
+        ).one()
+        if row.status is not InboxStatus.DEFERRED:
+            return
+        if invoice_id is not None:
+            # A subscription's payment: known once its invoice.paid is booked.
+            booked = _find_payment(session, invoice_id=invoice_id, lock=True)
+            if booked is not None:
+                is_intent = intent.get("object") == "payment_intent"
+                ids = {
+                    "payment_intent_id": _id(intent.get("id")) if is_intent else None,
+                    "charge_id": _id(intent.get("latest_charge")) if is_intent else waiting_for,
+                }
+                for name, value in ids.items():
+                    if (
+                        value
+                        and getattr(booked, name) is None
+                        and not _id_taken(session, name, value)
+                    ):
+                        setattr(booked, name, value)
+                session.flush()
+                _wake(session, booked)
+        elif not _metadata(intent).get("tracker_campaign"):
+            _finish(row, Result(InboxStatus.IGNORED, "the payment is not ours (no metadata)"))
+        elif intent.get("object") == "payment_intent" and intent.get("status") == "succeeded":
+            charge = intent.get("latest_charge")
+            created = charge.get("created") if isinstance(charge, dict) else None
+            paid_at = _instant(created, _instant(intent.get("created"), row.api_created_at))
+            # Books the payment; waking then applies this event in the same transaction.
+            _payment_intent_succeeded(session, intent, paid_at=paid_at)
+        session.commit()
+
+
+def reconcile(
+    factory: SessionFactory,
+    gateway: StripeGateway,
+    *,
+    since: datetime,
+    livemode: bool | None,
+    now: datetime | None = None,
+) -> Report:
+    """Feed the events Stripe lists since ``since`` through the inbox, as if delivered.
+
+    Events already final are left alone, so a second run changes nothing.
+    Types this service does not handle are skipped without being stored.
+
+    :param since: an aware datetime; moved forward to Stripe's 30-day retention.
+    :return: what happened, by status.
+    :raise GatewayError: when Stripe cannot be listed (events already fed stay fed).
+    """
+    earliest = (now or utcnow()) - timedelta(days=RETENTION_DAYS) + timedelta(minutes=1)
+    report = Report()
+    for event in list_events(gateway, max(since, earliest)):
+        report.seen += 1
+        if event.type not in HANDLED_TYPES:
+            report.skipped += 1
+            continue
+        with _counting(report, event.id):
+            delivery = deliver(factory, event, livemode=livemode)
+            report.new += int(delivery.new)
+            report.count(delivery.status)
+    return report
+
+
+def inbox_events(session: Session, statuses: Iterable[InboxStatus]) -> list[StripeEvent]:
+    """The inbox rows in ``statuses``, oldest first (for admin pages and tests)."""
+    return list(
+        session.scalars(
+            select(StripeEvent)
+            .where(StripeEvent.status.in_(list(statuses)))
+            .order_by(StripeEvent.api_created_at, StripeEvent.id)
+        )
+    )
+
+
+__all__ = [
+    "CURRENCY_MISMATCH",
+    "HANDLED_TYPES",
+    "Delivery",
+    "EventError",
+    "LedgerError",
+    "ProcessingFailed",
+    "Report",
+    "Result",
+    "apply_event",
+    "deliver",
+    "inbox_events",
+    "mark_failed",
+    "process_event",
+    "reconcile",
+    "retry_inbox",
+    "store_event",
+]

@@ -1,0 +1,1 @@
+"""Stripe's webhook endpoint: ``POST /webhooks/stripe``."""
