@@ -23,6 +23,7 @@ run: $(VENV)/.installed
 	$(FLASK) tracker demo
 	@echo ""
 	@echo "  tracker is running:"
+	@echo "    donate page    http://$(HOST):$(PORT)/donate/demo"
 	@echo "    progress API   http://$(HOST):$(PORT)/api/v1/campaigns/demo"
 	@echo "    health         http://$(HOST):$(PORT)/healthz"
 	@echo ""
