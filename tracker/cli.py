@@ -33,6 +33,7 @@ from tracker.services.demo import DEMO_SLUG, seed_demo
 from tracker.services.ledger import check_totals
 from tracker.services.offline import add_offline_payment
 from tracker.services.pledges import set_donate_settings
+from tracker.services.stripe_events import Report as InboxReport
 
 _EXPECTED = (CampaignError, CampaignNotFound, MoneyError, TierError, PeriodError, LedgerError)
 
@@ -280,6 +281,15 @@ def init_app(app: Flask) -> None:
 # --- Stripe inbox: retry and reconciliation -----------------------------------------
 
 
+def _print_inbox_report(report: InboxReport) -> None:
+    """Print what an inbox run did; exit 1 if any event is left failed."""
+    click.echo(report.describe())
+    for error in report.errors:
+        click.echo(error, err=True)
+    if report.statuses.get("failed"):
+        raise click.exceptions.Exit(1)
+
+
 @tracker_cli.command("retry-inbox")
 @click.option("--limit", default=1000, show_default=True, help="At most this many events.")
 def retry_inbox_cmd(limit: int) -> None:
@@ -300,11 +310,7 @@ def retry_inbox_cmd(limit: int) -> None:
         )
     except OperationalError as exc:
         raise OneLineError(f"database error: {exc.orig}") from None
-    click.echo(report.describe())
-    for error in report.errors:
-        click.echo(error, err=True)
-    if report.statuses.get("failed"):
-        raise click.exceptions.Exit(1)
+    _print_inbox_report(report)
 
 
 @tracker_cli.command("reconcile")
@@ -342,8 +348,4 @@ def reconcile_cmd(since: str | None) -> None:
         raise OneLineError(str(exc)) from None
     except OperationalError as exc:
         raise OneLineError(f"database error: {exc.orig}") from None
-    click.echo(report.describe())
-    for error in report.errors:
-        click.echo(error, err=True)
-    if report.statuses.get("failed"):
-        raise click.exceptions.Exit(1)
+    _print_inbox_report(report)
