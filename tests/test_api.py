@@ -2,15 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from flask.testing import FlaskClient
 from sqlalchemy.orm import Session
 
-from tests import factories
-from tracker.domain.ledger import EntryKind
-from tracker.domain.periods import PeriodKind
-from tracker.models import CampaignStatus
 from tracker.services.demo import seed_demo
 
 
