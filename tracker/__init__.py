@@ -21,6 +21,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     from tracker import cli, config, db, web
     from tracker.api import blueprint as api
+    from tracker.embed import blueprint as embed
 
     root = Path(__file__).resolve().parent.parent
     app = Flask(
@@ -33,5 +34,6 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     db.init_app(app, db.Database(app.config["DATABASE_URL"]))
     web.init_app(app)
     app.register_blueprint(api.bp)
+    app.register_blueprint(embed.bp)
     cli.init_app(app)
     return app
