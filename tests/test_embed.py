@@ -101,7 +101,7 @@ def test_embed_js_carries_the_iframe_css() -> None:
 @pytest.mark.usefixtures("demo")
 def test_iframe_shows_what_the_api_says(client: FlaskClient) -> None:
     api = client.get("/api/v1/campaigns/demo").get_json()
-    html = client.get("/embed/demo?show-donors=1&cta=").get_data(as_text=True)
+    html = client.get("/embed/demo?show-donors=1&cta=Help+us").get_data(as_text=True)
     assert f"<b>{api['raised_display']}</b> raised of $5,000" in html
     labels = re.findall(r'<span class="m[^"]*"[^>]*>([^<]*)</span>', html)
     assert labels == [tier["label"] for tier in api["tiers"]]
@@ -110,7 +110,7 @@ def test_iframe_shows_what_the_api_says(client: FlaskClient) -> None:
     assert 'aria-valuemax="500000"' in html
     assert 'aria-valuetext="$2,811 raised of $5,000; tier $2,500 reached"' in html
     assert "5 donors" in html
-    assert "Do you like this content? Consider helping us!" in html
+    assert "<span>Help us</span>" in html
     assert 'href="http://localhost/donate/demo"' in html
     assert "width:56.22%" in html
 

@@ -52,10 +52,13 @@ _MAX_CACHED = 1024
 # The iframe page's only script: it tells the embedding page how tall it is, so
 # embed.js can size the iframe. Height is public, hence the "*" target; the
 # receiving side checks that the message comes from our origin and our iframe.
+# embed.js loads async and may start after the iframe: the height is posted again
+# after 1, 2, 4, 8 and 16 s rather than making every embed.js ask each iframe.
 FRAME_SCRIPT = (
-    "(function(){function s(){parent.postMessage({type:'tracker:height',"
-    "height:document.documentElement.scrollHeight},'*')}"
-    "addEventListener('load',s);addEventListener('resize',s);s()})();"
+    "(function(){function s(){parent.postMessage({'tracker:height':"
+    "document.documentElement.scrollHeight},'*')}"
+    "s();addEventListener('load',s);addEventListener('resize',s);"
+    "for(var i=1;i<32;i*=2)setTimeout(s,i*1e3)})();"
 )
 _FRAME_SCRIPT_HASH = base64.b64encode(hashlib.sha256(FRAME_SCRIPT.encode()).digest()).decode()
 # Defence in depth: even if a title slipped through escaping it could run nothing.
@@ -222,6 +225,9 @@ def builder(slug: str) -> Response | tuple[str, int]:
     error = None
     # The form sends every field; an empty one (or the default colour) means "not set".
     given = MultiDict((k, v) for k, v in request.args.items(multi=True) if v and v != DEFAULT_COLOR)
+    if not request.args:
+        # A first visit suggests the call to action the demo article uses.
+        given = MultiDict({"cta": DEFAULT_CTA})
     try:
         options = parse_options(given, ALL_OPTIONS)
     except OptionError as exc:

@@ -19,6 +19,7 @@ from werkzeug.datastructures import MultiDict
 from tracker.domain.money import MoneyError, normalize_locale
 
 SIZES = ("full", "compact")
+# Suggested by the snippet builder; the demo article uses it.
 DEFAULT_CTA = "Do you like this content? Consider helping us!"
 MAX_CTA = 120
 MAX_HREF = 500
@@ -105,8 +106,8 @@ def _cta(value: str | None) -> str | None:
     text = value.strip()
     if len(text) > MAX_CTA or _UNPRINTABLE.search(text):
         raise OptionError(f"cta must be at most {MAX_CTA} printable characters")
-    # An empty cta asks for the call to action with its default words.
-    return text or DEFAULT_CTA
+    # An empty cta shows the Donate button alone.
+    return text
 
 
 def _href(value: str | None) -> str | None:

@@ -1,21 +1,22 @@
 (()=>{
 let D=document,N="tracker-progress",O=new URL(D.currentScript.src).origin,I=Number.isInteger,
 C=`:host{display:block!important;height:auto!important;padding:0!important;border:0!important}
-.w{all:initial;display:block;box-sizing:border-box;height:92px;overflow:hidden;padding:12px 16px;border:1px solid #d0d7de;border-radius:10px;background:#fff;color:#57606a;font:13px/16px system-ui;white-space:nowrap}
+.w{all:initial;display:block;box-sizing:border-box;height:92px;overflow:hidden;padding:12px 16px;border:1px solid #ddd;border-radius:10px;background:#fff;color:#555;font:13px/16px system-ui;white-space:nowrap}
 .x{height:140px}
 .s{height:66px;padding:0;border:0}
 .c{display:none}
-.t,.x .c{display:flex;justify-content:space-between;align-items:center;gap:12px;line-height:24px}
-.a,.c span{overflow:hidden;text-overflow:ellipsis;color:#1f2328;font-size:14px}
+.t,.x .c{display:flex;justify-content:space-between;align-items:center;gap:12px;height:24px}
+.a,.c span{overflow:hidden;text-overflow:ellipsis;color:#222;font-size:14px}
+.c span{white-space:normal;max-height:32px}
 b{font-size:18px}
-.b{position:relative;height:12px;margin:8px 0 6px;overflow:hidden;border-radius:6px;background:#eaeef2}
+.b{position:relative;height:12px;margin:8px 0 6px;overflow:hidden;border-radius:6px;background:#eee}
 .f{height:100%;transition:width .6s}
-.k{position:absolute;width:2px;height:100%;margin-left:-1px;background:#0005}
+.k{position:absolute;top:0;width:2px;height:100%;background:#fff}
 .l{position:relative;height:16px}
 .m{position:absolute}
-.r{color:#1f2328;font-weight:600}
-.x .c{margin-top:12px;line-height:36px}
-.c a{padding:0 16px;border-radius:6px;color:#fff;background:#1f2328;font-weight:600;text-decoration:none}
+.r{color:#222;font-weight:600}
+.x .c{margin-top:12px;height:36px}
+.c a{padding:0 16px;line-height:36px;border-radius:6px;color:#fff;background:#222;font-weight:600;text-decoration:none}
 @media (prefers-reduced-motion){.f{transition:none}}`,
 E=(p,t,c,x)=>{let e=p.appendChild(D.createElement(t));e.className=c;e.textContent=x;return e};
 customElements.get(N)||(addEventListener("message",e=>{let h=+(e.data||0)["tracker:height"];
@@ -26,7 +27,7 @@ this.v||=()=>D.hidden||!this.isConnected||this.load();
 r.innerHTML=`<style>${C}</style><div class="w ${a("size")=="compact"?"s":c!=null?"x":""}"><div class=t><span class=a></span><span class=d></span></div><div class=b role=progressbar aria-valuemin=0><div class=f></div></div><div class=l aria-hidden=true></div><div class=c><span></span><a target=_blank rel=noopener>Donate</a></div></div>`;
 this.z=r.querySelectorAll(".a,.d,.b,.f,.l,.x .c");
 l=this.z[3].style;l.background="#0969da";o&&(l.background=o);
-if(l=this.z[5]){l.firstChild.textContent=c.trim()||"Do you like this content? Consider helping us!";l=l.lastChild;
+if(l=this.z[5]){l.firstChild.textContent=c;l=l.lastChild;
 l.href=a("cta-href")||O+"/donate/"+a("campaign");/^https?:$/.test(l.protocol)||(l.href=O)}
 this.draw();this.load();D.addEventListener("visibilitychange",this.v);
 this.i||=setInterval(this.v,1e3*Math.min(3600,Math.max(1,+a("refresh")||60)))}
