@@ -37,6 +37,11 @@ from tracker.services.campaigns import CampaignSpec, create_campaign  # noqa: E4
 SLUG = "bench"
 
 
+def pinned(cpu: str | None, args: list[str]) -> list[str]:
+    """``args`` run on the given CPUs (``taskset -c``), or as they are without a CPU list."""
+    return [need("taskset"), "-c", cpu, *args] if cpu else args
+
+
 def free_port() -> int:
     """A TCP port free on loopback right now."""
     with socket.socket() as sock:
@@ -165,7 +170,7 @@ def process(
 
 
 @contextmanager
-def gunicorn(url: str, workers: int, log: Path) -> Iterator[str]:
+def gunicorn(url: str, workers: int, log: Path, cpu: str | None = None) -> Iterator[str]:
     """gunicorn serving ``wsgi:app`` on ``url``'s database; yields its origin."""
     port = free_port()
     env = {
@@ -174,21 +179,21 @@ def gunicorn(url: str, workers: int, log: Path) -> Iterator[str]:
         "TRACKER_SECRET_KEY": secrets.token_urlsafe(48),
     }
     # No access log (gunicorn's default): logging would be most of the work measured.
-    # gthread workers keep connections alive; sync workers would close each one and
-    # the run would measure TCP set-up and a growing pile of TIME_WAIT sockets.
+    # Sync workers (gunicorn's default): one connection per request. gthread workers
+    # keep connections alive but write headers and body separately, and Nagle's
+    # algorithm against wrk's delayed ACKs stalls some responses for 40 ms.
     args = [
         sys.executable, "-m", "gunicorn", "--chdir", str(ROOT), "-w", str(workers),
-        "-k", "gthread", "--threads", "4", "-b", f"127.0.0.1:{port}",
-        "--log-level", "warning", "wsgi:app",
+        "-b", f"127.0.0.1:{port}", "--log-level", "warning", "wsgi:app",
     ]  # fmt: skip
-    with process(args, env, log):
+    with process(pinned(cpu, args), env, log):
         origin = f"http://127.0.0.1:{port}"
         wait_http(f"{origin}/livez")
         yield origin
 
 
 @contextmanager
-def nginx(upstream: str, static: dict[str, bytes]) -> Iterator[str]:
+def nginx(upstream: str, static: dict[str, bytes], cpu: str | None = None) -> Iterator[str]:
     """nginx caching ``upstream`` per its Cache-Control, and serving ``static`` files."""
     binary = need("nginx")
     port = free_port()
@@ -210,7 +215,7 @@ def nginx(upstream: str, static: dict[str, bytes]) -> Iterator[str]:
         for path in [prefix, *prefix.rglob("*")]:
             path.chmod(0o777 if path.is_dir() else 0o666)
         args = [binary, "-p", str(prefix), "-c", str(conf), "-g", "daemon off;"]
-        with process(args, log=prefix / "nginx.out"):
+        with process(pinned(cpu, args), log=prefix / "nginx.out"):
             origin = f"http://127.0.0.1:{port}"
             wait_http(f"{origin}/static/{next(iter(static))}")
             yield origin
@@ -222,13 +227,15 @@ _RPS = re.compile(r"Requests/sec:\s+([0-9.]+)")
 _NON2XX = re.compile(r"Non-2xx or 3xx responses:\s+(\d+)")
 
 
-def wrk(url: str, seconds: int, connections: int, threads: int = 1) -> float:
+def wrk(
+    url: str, seconds: int, connections: int, threads: int = 1, cpu: str | None = None
+) -> float:
     """Requests per second that wrk measured on ``url`` (a measurement, not money).
 
     :raise SystemExit: if any response was not 2xx/3xx.
     """
     out = subprocess.run(
-        [need("wrk"), f"-t{threads}", f"-c{connections}", f"-d{seconds}s", url],
+        pinned(cpu, [need("wrk"), f"-t{threads}", f"-c{connections}", f"-d{seconds}s", url]),
         capture_output=True,
         text=True,
         check=True,

@@ -1,4 +1,4 @@
-"""Benchmark of the embed routes: ``python bench/embed.py`` (about four minutes).
+"""Benchmark of the embed routes: ``python bench/embed.py`` (about five minutes).
 
 Needs PostgreSQL (``TRACKER_TEST_PG_URL`` or the local server), gunicorn (a
 dependency), and nginx + wrk from Debian. Everything runs on loopback and stops
@@ -48,10 +48,12 @@ def measure(
     rows = []
     for name, path in paths.items():
         values: list[float] = []
-        references = [h.wrk(base + baseline, args.seconds, args.connections)]
+        references = [h.wrk(base + baseline, args.seconds, args.connections, cpu=args.wrk_cpu)]
         for _ in range(args.rounds):
-            values.append(h.wrk(base + path, args.seconds, args.connections))
-            references.append(h.wrk(base + baseline, args.seconds, args.connections))
+            values.append(h.wrk(base + path, args.seconds, args.connections, cpu=args.wrk_cpu))
+            references.append(
+                h.wrk(base + baseline, args.seconds, args.connections, cpu=args.wrk_cpu)
+            )
         value, reference = statistics.median(values), statistics.median(references)
         ratio = round(value / reference, 2)
         row = {"route": name, "path": path, "rps": round(value), "baseline_rps": round(reference)}
@@ -77,8 +79,11 @@ def main() -> int:
     """Run both comparisons and print the tables; exit 1 if a target is missed."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--entries", type=int, default=1_000_000)
-    parser.add_argument("--seconds", type=int, default=5, help="per wrk run")
-    parser.add_argument("--rounds", type=int, default=3, help="wrk runs per route")
+    parser.add_argument("--seconds", type=int, default=3, help="per wrk run")
+    parser.add_argument("--rounds", type=int, default=5, help="wrk runs per route")
+    parser.add_argument(
+        "--pin", metavar="SERVER:WRK", help="CPU lists for taskset, e.g. 0:1 (default: no pinning)"
+    )
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 2)
     parser.add_argument(
@@ -88,6 +93,7 @@ def main() -> int:
         ),
     )
     args = parser.parse_args()
+    args.server_cpu, args.wrk_cpu = args.pin.split(":") if args.pin else (None, None)
     h.need("wrk")
     h.need("nginx")
     results: dict[str, object] = {
@@ -98,19 +104,20 @@ def main() -> int:
         "seconds": args.seconds,
         "rounds": args.rounds,
         "connections": args.connections,
+        "pin": args.pin,
     }
     with h.pg_database(args.pg_url) as url, tempfile.TemporaryDirectory() as tmp:
         started = time.monotonic()
         h.seed(url, args.entries)
         results["seed_seconds"] = round(time.monotonic() - started, 1)
-        with h.gunicorn(url, args.workers, Path(tmp) / "gunicorn.log") as app:
+        with h.gunicorn(url, args.workers, Path(tmp) / "gunicorn.log", args.server_cpu) as app:
             for path in ROUTES.values():  # warm every worker's process cache
                 for _ in range(args.workers * 2):
                     urllib.request.urlopen(app + path, timeout=5).read()
             direct = measure(app, ROUTES, "/livez", args)
             with urllib.request.urlopen(app + ROUTES["iframe page"], timeout=5) as response:
                 page = response.read()
-            with h.nginx(app, {"embed.html": page}) as proxy:
+            with h.nginx(app, {"embed.html": page}, args.server_cpu) as proxy:
                 for path in ROUTES.values():
                     urllib.request.urlopen(proxy + path, timeout=5).read()
                 proxied = measure(proxy, ROUTES, "/static/embed.html", args)

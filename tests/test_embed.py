@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from werkzeug.test import TestResponse
 
 from tests import factories
+from tests.conftest import make_app
 from tracker.embed.blueprint import EMBED_CACHE_CONTROL, embed_script
 from tracker.models import CampaignStatus
 from tracker.services.demo import seed_demo
@@ -111,7 +112,8 @@ def test_iframe_shows_what_the_api_says(client: FlaskClient) -> None:
     assert 'aria-valuetext="$2,811 raised of $5,000; tier $2,500 reached"' in html
     assert "5 donors" in html
     assert "<span>Help us</span>" in html
-    assert 'href="http://localhost/donate/demo"' in html
+    # Relative: a cached page must not carry whatever Host header a request sent.
+    assert 'href="/donate/demo"' in html
     assert "width:56.22%" in html
 
 
@@ -124,6 +126,21 @@ def test_iframe_options(client: FlaskClient) -> None:
     assert "background:#c00" in html
     assert "2\u202f811\xa0$US" in html or "2\u202f811\xa0$" in html
     assert "Give" not in html  # the compact bar has no call to action
+
+
+@pytest.mark.usefixtures("demo")
+def test_cached_pages_ignore_the_host_header(client: FlaskClient) -> None:
+    html = client.get("/embed/demo?cta=Go", headers={"Host": "evil.example"}).get_data(as_text=True)
+    assert "evil.example" not in html
+
+
+def test_public_url_makes_links_absolute(db_url: str, session: Session) -> None:
+    seed_demo(session)
+    session.commit()
+    app = make_app(db_url, PUBLIC_URL="https://give.example.org")
+    html = app.test_client().get("/embed/demo?cta=Go").get_data(as_text=True)
+    assert 'href="https://give.example.org/donate/demo"' in html
+    app.extensions["tracker.db"].dispose()
 
 
 @pytest.mark.usefixtures("demo")

@@ -2,15 +2,16 @@
 
 Caching: the iframe page and the image say ``public, max-age=2`` (see
 ``EMBED_CACHE_CONTROL``) and carry an ETag; the process reuses a rendered page
-for ``TRACKER_API_CACHE_SECONDS`` like the JSON API. A new payment therefore
-shows within 1 + 2 s to a visitor, and within 5 s behind one shared cache (such
-as the nginx of ``bench/nginx.conf``, which does not send ``Age``).
+for ``TRACKER_API_CACHE_SECONDS`` (1 s) like the JSON API. A new payment therefore
+shows within 1 + 2 s to a visitor, and within 1 + 2 + 2 s behind a shared cache
+that does not send ``Age`` (such as the nginx of ``bench/nginx-embed.conf``).
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
@@ -77,6 +78,7 @@ class _Page:
 
 
 _pages: OrderedDict[Hashable, _Page] = OrderedDict()
+_pages_lock = threading.Lock()
 
 
 @cache
@@ -103,10 +105,12 @@ def _cached(key: Hashable, build: Callable[[], bytes]) -> _Page:
     page = _Page(
         body, hashlib.sha256(body).hexdigest()[:32], now + current_app.config["API_CACHE_SECONDS"]
     )
-    _pages[full_key] = page
-    _pages.move_to_end(full_key)
-    while len(_pages) > _MAX_CACHED:
-        _pages.popitem(last=False)
+    # Threaded workers share the dict; evictions must not race each other.
+    with _pages_lock:
+        _pages[full_key] = page
+        _pages.move_to_end(full_key)
+        while len(_pages) > _MAX_CACHED:
+            _pages.popitem(last=False)
     return page
 
 
@@ -130,8 +134,11 @@ def _plain(status: int, message: str) -> Response:
     return allow_framing(response)
 
 
-def _view(report: ProgressReport, options: EmbedOptions) -> BarView:
-    return bar_view(report, options, f"{public_base()}/donate/{report.slug}")
+def _view(report: ProgressReport, options: EmbedOptions, *, cached: bool = True) -> BarView:
+    # A page that is cached and shared must not depend on the request's Host header
+    # (anyone can send one): it links relative to our origin unless PUBLIC_URL says.
+    base = (current_app.config["PUBLIC_URL"] or "") if cached else public_base()
+    return bar_view(report, options, f"{base}/donate/{report.slug}")
 
 
 @bp.get("/embed.js")
@@ -235,7 +242,7 @@ def builder(slug: str) -> Response | tuple[str, int]:
         options = parse_options(given, ALL_OPTIONS)
     except OptionError as exc:
         error, options = str(exc), EmbedOptions()
-    view = _view(report, options)
+    view = _view(report, options, cached=False)
     height = frame_height(options)
     code = snippets.build(public_base(), slug, report.title, view.value_text, options, height)
     html = render_template(
