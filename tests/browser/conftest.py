@@ -42,10 +42,12 @@ CHROMIUM_ARGS = [
 
 @dataclass
 class Live:
-    """The app served on loopback: its origin and its database."""
+    """The app served on loopback: its origin, its database, and the requests it saw."""
 
     origin: str
     database: Database
+    # (method, path, If-None-Match header or None), in order of arrival.
+    requests: list[tuple[str, str, str | None]] = field(default_factory=list)
 
 
 @dataclass
@@ -79,9 +81,19 @@ def live(sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Ite
         session.commit()
     # No process cache: a test that books a payment reads it at once.
     app = make_app(url, API_CACHE_SECONDS=0, TESTING=False)
+    seen: list[tuple[str, str, str | None]] = []
+    wsgi = app.wsgi_app
+
+    def recording(environ: dict[str, Any], start_response: Any) -> Any:
+        seen.append(
+            (environ["REQUEST_METHOD"], environ["PATH_INFO"], environ.get("HTTP_IF_NONE_MATCH"))
+        )
+        return wsgi(environ, start_response)
+
+    app.wsgi_app = recording  # type: ignore[method-assign]
     server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = _serve(server)
-    yield Live(f"http://127.0.0.1:{server.server_port}", database)
+    yield Live(f"http://127.0.0.1:{server.server_port}", database, seen)
     server.shutdown()
     thread.join(5)
     server.server_close()

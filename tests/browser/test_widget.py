@@ -329,3 +329,19 @@ def _exists(session: Session, slug: str) -> bool:
     except CampaignNotFound:
         return False
     return True
+
+
+def test_refreshes_revalidate_with_the_etag_without_preflight(
+    tab: Tab, live: Live, host: Host
+) -> None:
+    tab.page.goto(
+        host.page("/etag.html", host_page(live, widget('campaign="demo" refresh="1"', 92)))
+    )
+    wait_loaded(tab)
+    start = len(live.requests)
+    tab.page.wait_for_timeout(2_500)
+    api_calls = [r for r in live.requests[start:] if r[1] == "/api/v1/campaigns/demo"]
+    assert len(api_calls) >= 2
+    # The browser's HTTP cache adds If-None-Match itself; no OPTIONS preflight is needed.
+    assert all(method == "GET" and etag for method, _path, etag in api_calls)
+    assert tab.errors == []
