@@ -345,3 +345,22 @@ def test_refreshes_revalidate_with_the_etag_without_preflight(
     # The browser's HTTP cache adds If-None-Match itself; no OPTIONS preflight is needed.
     assert all(method == "GET" and etag for method, _path, etag in api_calls)
     assert tab.errors == []
+
+
+def test_a_tab_coming_back_refreshes_at_once(
+    tab: Tab, live: Live, host: Host, live_session: Session
+) -> None:
+    if not _exists(live_session, "back"):
+        factories.campaign(live_session, "back", title="Back fund")
+    tab.page.goto(
+        host.page("/back.html", host_page(live, widget('campaign="back" refresh="3600"', 92)))
+    )
+    wait_loaded(tab)
+    factories.pay(live_session, "back", f"back-{time.monotonic_ns()}", 50_000)
+    # What the browser sends when the reader returns to the tab.
+    tab.page.evaluate("document.dispatchEvent(new Event('visibilitychange'))")
+    tab.page.wait_for_function(
+        """() => document.querySelector('tracker-progress').shadowRoot
+             .querySelector('.a').textContent.startsWith('$500 ')""",
+        timeout=3_000,
+    )

@@ -96,6 +96,8 @@ def public_base() -> str:
 
 def _cached(key: Hashable, build: Callable[[], bytes]) -> _Page:
     # Same policy as the JSON API's cache: at most one render per TTL per process.
+    # Keys hold the raw query string: only a valid one ever gets an entry (build()
+    # parses the options and raises otherwise), so a hit needs no parsing.
     full_key = (id(current_app), key)
     hit = _pages.get(full_key)
     now = time.monotonic()
@@ -178,14 +180,14 @@ def frame(slug: str) -> Response:
     :raise 404: for an unknown or draft campaign (plain text).
     """
     try:
-        options = parse_options(request.args, ALL_OPTIONS)
 
         def build() -> bytes:
+            options = parse_options(request.args, ALL_OPTIONS)
             view = _view(campaign_progress(get_session(), slug), options)
             html = render_template("embed/frame.html", view=view, script=Markup(FRAME_SCRIPT))
             return html.encode()
 
-        page = _cached(("frame", slug, options), build)
+        page = _cached(("frame", slug, request.query_string), build)
     except OptionError as exc:
         return _plain(400, str(exc))
     except CampaignNotFound:
@@ -201,15 +203,15 @@ def image(slug: str) -> Response:
     :raise 404: for an unknown or draft campaign (plain text).
     """
     try:
-        options = parse_options(request.args, IMAGE_OPTIONS)
 
         def build() -> bytes:
+            options = parse_options(request.args, IMAGE_OPTIONS)
             view = _view(campaign_progress(get_session(), slug), options)
             box, fill, marks = place(view)
             svg = render_template("embed/progress.svg", view=view, box=box, fill=fill, marks=marks)
             return svg.encode()
 
-        page = _cached(("svg", slug, options), build)
+        page = _cached(("svg", slug, request.query_string), build)
     except OptionError as exc:
         return _plain(400, str(exc))
     except CampaignNotFound:
