@@ -40,10 +40,12 @@ ROUTES = {
 def measure(
     base: str, paths: dict[str, str], baseline: str, args: argparse.Namespace
 ) -> list[dict[str, object]]:
-    """Each path against ``baseline``, alternating B R B R ... B; medians of each.
+    """Each path against ``baseline``, alternating B R B R ... B.
 
-    Alternating and taking medians keeps a noisy neighbour or a CPU frequency
-    change from deciding a ratio (two cores share wrk, the servers and PostgreSQL).
+    Each route run is compared with the mean of the baseline runs just before and
+    after it, and the ratio reported is the median of those paired ratios: on a
+    shared machine the load changes from one run to the next, and pairing
+    neighbours cancels most of it where a ratio of overall medians would not.
     """
     rows = []
     for name, path in paths.items():
@@ -54,12 +56,19 @@ def measure(
             references.append(
                 h.wrk(base + baseline, args.seconds, args.connections, cpu=args.wrk_cpu)
             )
+        # references has one run more than values: each value sits between two of them.
+        around = zip(values, references, references[1:], strict=False)
+        paired = [v / ((a + b) / 2) for v, a, b in around]
+        ratio = round(statistics.median(paired), 2)
         value, reference = statistics.median(values), statistics.median(references)
-        ratio = round(value / reference, 2)
         row = {"route": name, "path": path, "rps": round(value), "baseline_rps": round(reference)}
-        rows.append({**row, "ratio": ratio, "runs": values, "baseline_runs": references})
+        spread = f"{min(paired):.2f}-{max(paired):.2f}"
+        rows.append(
+            {**row, "ratio": ratio, "spread": spread, "runs": values, "baseline_runs": references}
+        )
         print(
-            f"bench: {name:12} {value:8.0f} req/s vs {reference:8.0f} ({ratio}x)", file=sys.stderr
+            f"bench: {name:12} {value:8.0f} req/s vs {reference:8.0f} ({ratio}x, runs {spread})",
+            file=sys.stderr,
         )
     return rows
 
@@ -67,10 +76,12 @@ def measure(
 def table(title: str, baseline: str, rows: list[dict[str, object]], target: float) -> str:
     """A Markdown table of ``rows``."""
     lines = [f"**{title}** (baseline: {baseline}, target ≥ {target}×)", ""]
-    lines += ["| route | req/s | baseline req/s | ratio |", "| --- | ---: | ---: | ---: |"]
+    lines += ["| route | req/s | baseline req/s | ratio | per-run ratios |"]
+    lines += ["| --- | ---: | ---: | ---: | --- |"]
     for row in rows:
         lines.append(
-            f"| {row['route']} | {row['rps']:,} | {row['baseline_rps']:,} | {row['ratio']}× |"
+            f"| {row['route']} | {row['rps']:,} | {row['baseline_rps']:,} | {row['ratio']}× "
+            f"| {row['spread']} |"
         )
     return "\n".join(lines)
 
@@ -79,8 +90,8 @@ def main() -> int:
     """Run both comparisons and print the tables; exit 1 if a target is missed."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--entries", type=int, default=1_000_000)
-    parser.add_argument("--seconds", type=int, default=3, help="per wrk run")
-    parser.add_argument("--rounds", type=int, default=5, help="wrk runs per route")
+    parser.add_argument("--seconds", type=int, default=2, help="per wrk run")
+    parser.add_argument("--rounds", type=int, default=9, help="wrk runs per route")
     parser.add_argument(
         "--pin", metavar="SERVER:WRK", help="CPU lists for taskset, e.g. 0:1 (default: no pinning)"
     )
