@@ -231,8 +231,10 @@ def test_no_layout_shift_when_the_data_arrives(tab: Tab, live: Live, host: Host)
     )
     tab.page.goto(host.page("/shift.html", host_page(live, widget(f'campaign="demo" cta="{CTA}"'))))
     tab.page.wait_for_function("!!customElements.get('tracker-progress')")
-    while not held:
+    deadline = time.monotonic() + 10
+    while not held and time.monotonic() < deadline:
         tab.page.wait_for_timeout(20)
+    assert held, "the widget never asked the API"
     element = tab.page.locator("tracker-progress")
     before = element.evaluate(READ_WIDGET)
     # The neutral state: nothing invented, nothing broken, the final height already.
