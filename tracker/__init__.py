@@ -21,6 +21,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     from tracker import cli, config, db, donate, gateway, web
     from tracker.api import blueprint as api
+    from tracker.embed import blueprint as embed
     from tracker.webhooks import blueprint as webhooks
 
     root = Path(__file__).resolve().parent.parent
@@ -44,5 +45,6 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(api.bp)
     donate.init_app(app)
     app.register_blueprint(webhooks.bp)
+    app.register_blueprint(embed.bp)
     cli.init_app(app)
     return app

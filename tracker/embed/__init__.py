@@ -1,0 +1,1 @@
+"""The embeddable progress bar: script, iframe page, SVG image, snippet builder."""

@@ -1,0 +1,280 @@
+"""The embeds: ``embed.js``, the iframe page, the SVG image, the snippet builder and the demo.
+
+Caching: the iframe page and the image say ``public, max-age=2`` (see
+``EMBED_CACHE_CONTROL``) and carry an ETag; the process reuses a rendered page
+for ``TRACKER_API_CACHE_SECONDS`` (1 s) like the JSON API. A new payment therefore
+shows within 1 + 2 s to a visitor, and within 1 + 2 + 2 s behind a shared cache
+that does not send ``Age`` (such as the nginx of ``bench/nginx-embed.conf``).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
+from functools import cache
+from importlib.resources import files
+
+from flask import Blueprint, Response, current_app, redirect, render_template, request, url_for
+from markupsafe import Markup
+from werkzeug.datastructures import MultiDict
+from werkzeug.wrappers import Response as BaseResponse
+
+from tracker.db import get_session
+from tracker.embed import snippets
+from tracker.embed.options import (
+    ALL_OPTIONS,
+    DEFAULT_CTA,
+    IMAGE_OPTIONS,
+    EmbedOptions,
+    OptionError,
+    parse_options,
+)
+from tracker.embed.render import DEFAULT_COLOR, BarView, bar_view
+from tracker.embed.svg import SIZES, place
+from tracker.services.campaigns import CampaignNotFound
+from tracker.services.demo import DEMO_SLUG
+from tracker.services.progress import ProgressReport, campaign_progress
+from tracker.web import allow_framing
+
+bp = Blueprint("embed", __name__)
+
+# Short enough that a payment shows within seconds, long enough that a busy
+# article page or a proxy in front of us answers most loads without us.
+EMBED_CACHE_CONTROL = "public, max-age=2"
+SCRIPT_CACHE_CONTROL = "public, max-age=86400"
+VERSIONED_CACHE_CONTROL = "public, max-age=31536000, immutable"
+_MAX_CACHED = 1024
+
+# The iframe page's only script: it tells the embedding page how tall it is, so
+# embed.js can size the iframe. Height is public, hence the "*" target; the
+# receiving side checks that the message comes from our origin and our iframe.
+# embed.js loads async and may start after the iframe: the height is posted again
+# after 1, 2, 4, 8 and 16 s rather than making every embed.js ask each iframe.
+FRAME_SCRIPT = (
+    "(function(){function s(){parent.postMessage({'tracker:height':"
+    "document.documentElement.scrollHeight},'*')}"
+    "s();addEventListener('load',s);addEventListener('resize',s);"
+    "for(var i=1;i<32;i*=2)setTimeout(s,i*1e3)})();"
+)
+_FRAME_SCRIPT_HASH = base64.b64encode(hashlib.sha256(FRAME_SCRIPT.encode()).digest()).decode()
+# Defence in depth: even if a title slipped through escaping it could run nothing.
+FRAME_CSP = (
+    "frame-ancestors *; default-src 'none'; style-src 'unsafe-inline'; "
+    f"script-src 'sha256-{_FRAME_SCRIPT_HASH}'; base-uri 'none'; form-action 'none'"
+)
+SVG_CSP = "frame-ancestors *; default-src 'none'; style-src 'unsafe-inline'"
+
+
+@dataclass(frozen=True, slots=True)
+class _Page:
+    body: bytes
+    etag: str
+    expires: float
+
+
+_pages: OrderedDict[Hashable, _Page] = OrderedDict()
+_pages_lock = threading.Lock()
+
+
+@cache
+def embed_script() -> tuple[bytes, str]:
+    """The bytes of ``embed.js`` and their short content hash (for the versioned URL)."""
+    body = files("tracker").joinpath("static/embed.js").read_bytes()
+    return body, hashlib.sha256(body).hexdigest()[:12]
+
+
+def public_base() -> str:
+    """The origin that snippets should point at: ``TRACKER_PUBLIC_URL`` or this request's."""
+    configured: str | None = current_app.config.get("PUBLIC_URL")
+    return configured or request.url_root.rstrip("/")
+
+
+def _cached(key: Hashable, build: Callable[[], bytes]) -> _Page:
+    # Same policy as the JSON API's cache: at most one render per TTL per process.
+    # Keys hold the raw query string: only a valid one ever gets an entry (build()
+    # parses the options and raises otherwise), so a hit needs no parsing.
+    full_key = (id(current_app), key)
+    hit = _pages.get(full_key)
+    now = time.monotonic()
+    if hit is not None and hit.expires > now:
+        return hit
+    body = build()
+    page = _Page(
+        body, hashlib.sha256(body).hexdigest()[:32], now + current_app.config["API_CACHE_SECONDS"]
+    )
+    # Threaded workers share the dict; evictions must not race each other.
+    with _pages_lock:
+        _pages[full_key] = page
+        _pages.move_to_end(full_key)
+        while len(_pages) > _MAX_CACHED:
+            _pages.popitem(last=False)
+    return page
+
+
+def _respond(page: _Page, mimetype: str, csp: str) -> Response:
+    headers = {"ETag": f'"{page.etag}"', "Cache-Control": EMBED_CACHE_CONTROL}
+    # Only If-None-Match matters for these pages. Werkzeug's make_conditional also
+    # handles ranges and dates and costs a third of this hot path (bench/embed.py).
+    if "HTTP_IF_NONE_MATCH" in request.environ and request.if_none_match.contains_weak(page.etag):
+        response = Response(status=304, headers=headers)
+    else:
+        response = Response(page.body, mimetype=mimetype, headers=headers)
+    allow_framing(response)
+    response.headers["Content-Security-Policy"] = csp
+    return response
+
+
+def _plain(status: int, message: str) -> Response:
+    # Plain text and nosniff (set app-wide): a browser never renders it as HTML.
+    response = Response(message + "\n", status=status, mimetype="text/plain")
+    response.headers["Cache-Control"] = EMBED_CACHE_CONTROL
+    return allow_framing(response)
+
+
+def _view(report: ProgressReport, options: EmbedOptions, *, cached: bool = True) -> BarView:
+    # A page that is cached and shared must not depend on the request's Host header
+    # (anyone can send one): it links relative to our origin unless PUBLIC_URL says.
+    base = (current_app.config["PUBLIC_URL"] or "") if cached else public_base()
+    return bar_view(report, options, f"{base}/donate/{report.slug}")
+
+
+@bp.get("/embed.js")
+def script() -> Response:
+    """The custom element ``<tracker-progress>``; stable URL, cached for a day."""
+    body, digest = embed_script()
+    response = Response(body, mimetype="text/javascript")
+    response.set_etag(digest)
+    response.headers["Cache-Control"] = SCRIPT_CACHE_CONTROL
+    response.headers["Access-Control-Allow-Origin"] = "*"
+    response.make_conditional(request)
+    return allow_framing(response)
+
+
+@bp.get("/embed.<digest>.js")
+def versioned_script(digest: str) -> BaseResponse:
+    """``embed.js`` under its content hash, cacheable for a year.
+
+    An outdated hash redirects to the stable URL rather than breaking the page.
+    """
+    body, current = embed_script()
+    if digest != current:
+        response = redirect(url_for("embed.script"), 302)
+        response.headers["Cache-Control"] = "no-cache"
+        return response
+    response = Response(body, mimetype="text/javascript")
+    response.headers["Cache-Control"] = VERSIONED_CACHE_CONTROL
+    response.headers["Access-Control-Allow-Origin"] = "*"
+    return allow_framing(response)
+
+
+@bp.get("/embed/<slug>")
+def frame(slug: str) -> Response:
+    """The bar as a framable HTML page with no JavaScript needed.
+
+    :raise 400: for an unknown or malformed option (plain text).
+    :raise 404: for an unknown or draft campaign (plain text).
+    """
+    try:
+
+        def build() -> bytes:
+            options = parse_options(request.args, ALL_OPTIONS)
+            view = _view(campaign_progress(get_session(), slug), options)
+            html = render_template("embed/frame.html", view=view, script=Markup(FRAME_SCRIPT))
+            return html.encode()
+
+        page = _cached(("frame", slug, request.query_string), build)
+    except OptionError as exc:
+        return _plain(400, str(exc))
+    except CampaignNotFound:
+        return _plain(404, "campaign not found")
+    return _respond(page, "text/html", FRAME_CSP)
+
+
+@bp.get("/campaigns/<slug>/progress.svg")
+def image(slug: str) -> Response:
+    """The bar as an SVG image, for newsletters and READMEs.
+
+    :raise 400: for an unknown or malformed option (plain text).
+    :raise 404: for an unknown or draft campaign (plain text).
+    """
+    try:
+
+        def build() -> bytes:
+            options = parse_options(request.args, IMAGE_OPTIONS)
+            view = _view(campaign_progress(get_session(), slug), options)
+            box, fill, marks = place(view)
+            svg = render_template("embed/progress.svg", view=view, box=box, fill=fill, marks=marks)
+            return svg.encode()
+
+        page = _cached(("svg", slug, request.query_string), build)
+    except OptionError as exc:
+        return _plain(400, str(exc))
+    except CampaignNotFound:
+        return _plain(404, "campaign not found")
+    response = _respond(page, "image/svg+xml", SVG_CSP)
+    response.headers["Access-Control-Allow-Origin"] = "*"
+    return response
+
+
+@bp.get("/campaigns/<slug>/embed")
+def builder(slug: str) -> Response | tuple[str, int]:
+    """The public snippet builder: a preview of each embed kind and its code.
+
+    Not an embed itself, so it keeps the app's no-framing policy.
+
+    :raise 400: for an unknown or malformed option (the form shows the message).
+    :raise 404: for an unknown or draft campaign.
+    """
+    try:
+        report = campaign_progress(get_session(), slug)
+    except CampaignNotFound:
+        return render_template("embed/not_found.html"), 404
+    error = None
+    # The form sends every field; an empty one (or the default colour) means "not set".
+    given = MultiDict((k, v) for k, v in request.args.items(multi=True) if v and v != DEFAULT_COLOR)
+    if not request.args:
+        # A first visit suggests the call to action the demo article uses.
+        given = MultiDict({"cta": DEFAULT_CTA})
+    try:
+        options = parse_options(given, ALL_OPTIONS)
+    except OptionError as exc:
+        error, options = str(exc), EmbedOptions()
+    view = _view(report, options, cached=False)
+    height = frame_height(options)
+    code = snippets.build(public_base(), slug, report.title, view.value_text, options, height)
+    html = render_template(
+        "embed/builder.html",
+        report=report,
+        options=options,
+        error=error,
+        view=view,
+        code=code,
+        attributes=snippets.element_attributes(slug, options),
+        height=height,
+        sizes=SIZES,
+        default_cta=DEFAULT_CTA,
+        script_url=f"{public_base()}/embed.{embed_script()[1]}.js",
+    )
+    return html, 400 if error else 200
+
+
+@bp.get("/demo/article")
+def demo_article() -> str:
+    """A news article page carrying the bar and the call to action in its footer."""
+    return render_template("demo/article.html", slug=DEMO_SLUG, base=public_base())
+
+
+def frame_height(options: EmbedOptions) -> int:
+    """The height in CSS pixels of the bar drawn with ``options`` (iframe and element alike).
+
+    Every row of the bar has a fixed height, so this is exact; snippets use it to
+    reserve the space before anything loads.
+    """
+    if options.size == "compact":
+        return 66
+    return 140 if options.cta is not None else 92

@@ -1,0 +1,107 @@
+"""What a progress bar shows, computed once for the iframe page, the SVG image and the demo.
+
+Pure functions of a :class:`~tracker.services.progress.ProgressReport` and the
+embed options: no Flask, no database. ``embed.js`` computes the same values in
+the browser from the JSON API; the browser tests hold the two to each other.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import ROUND_HALF_EVEN, Decimal
+
+from tracker.domain.money import format_money
+from tracker.embed.options import EmbedOptions
+from tracker.services.progress import ProgressReport
+
+DEFAULT_COLOR = "#0969da"
+_HUNDRED = Decimal(100)
+_HUNDREDTH = Decimal("0.01")
+
+
+@dataclass(frozen=True, slots=True)
+class Mark:
+    """One tier on the bar: its label, where it sits (percent of the bar) and whether reached."""
+
+    label: str
+    position: Decimal
+    reached: bool
+
+
+@dataclass(frozen=True, slots=True)
+class BarView:
+    """Everything an embed draws, already formatted for display."""
+
+    slug: str
+    title: str
+    raised: str
+    goal: str
+    fill: Decimal
+    marks: tuple[Mark, ...]
+    donors: str | None
+    value_now: int
+    value_max: int
+    value_text: str
+    color: str
+    size: str
+    cta: str | None
+    cta_href: str | None
+
+
+def _ratio(part: int, whole: int) -> Decimal:
+    # Positions on a bar, not money: percent of the top tier, clamped to the bar.
+    value = Decimal(max(0, min(part, whole))) * _HUNDRED / Decimal(whole)
+    return value.quantize(_HUNDREDTH, ROUND_HALF_EVEN)
+
+
+def donors_text(count: int) -> str:
+    """``"1 donor"``, ``"5 donors"`` (no digit grouping, exactly as embed.js writes it)."""
+    return f"{count} donor" if count == 1 else f"{count} donors"
+
+
+def value_text(raised: str, goal: str, reached: str | None) -> str:
+    """The accessible description of the bar (``aria-valuetext``).
+
+    ``"$2,811 raised of $5,000; tier $2,500 reached"``; the last part names the
+    highest tier above zero that is reached, and is left out while none is.
+    """
+    text = f"{raised} raised of {goal}"
+    return f"{text}; tier {reached} reached" if reached else text
+
+
+def bar_view(report: ProgressReport, options: EmbedOptions, donate_href: str) -> BarView:
+    """Compute the bar of ``report`` as ``options`` ask.
+
+    :param donate_href: where the call to action links unless ``options.cta_href`` says.
+    """
+    top = report.tiers[-1].amount
+    labels = [t.label for t in report.tiers]
+    raised = report.raised_display
+    if options.locale:
+        # A locale chosen by the publisher reformats every amount, tier labels included.
+        locale, cents = options.locale, report.show_cents
+        labels = [
+            format_money(t.amount, report.currency, locale, cents=cents) for t in report.tiers
+        ]
+        raised = format_money(report.raised, report.currency, locale, cents=cents)
+    marks = tuple(
+        Mark(label, _ratio(t.amount, top), t.reached)
+        for t, label in zip(report.tiers, labels, strict=True)
+    )
+    reached = [m.label for m, t in zip(marks, report.tiers, strict=True) if t.reached and t.amount]
+    return BarView(
+        slug=report.slug,
+        title=report.title,
+        raised=raised,
+        goal=labels[-1],
+        fill=_ratio(report.raised, top),
+        marks=marks,
+        donors=donors_text(report.donors) if options.show_donors else None,
+        value_now=max(0, min(report.raised, top)),
+        value_max=top,
+        value_text=value_text(raised, labels[-1], reached[-1] if reached else None),
+        color=options.color or DEFAULT_COLOR,
+        size=options.size,
+        cta=options.cta,
+        cta_href=(options.cta_href or donate_href) if options.cta is not None else None,
+    )
