@@ -214,11 +214,15 @@ def test_localstripe_webhooks_reach_gunicorn(
     assert totals(client, session) == (4400, 1, 1)
     session.rollback()
     session.expire_all()
+    # localstripe sometimes announces the payment a second time, as an object
+    # without metadata: that delivery is stored and ignored ("not ours"); the
+    # money is counted once (totals above).
     stored = session.scalars(
         select(StripeEvent).where(StripeEvent.type == "payment_intent.succeeded")
-    ).one()
-    assert stored.status is InboxStatus.PROCESSED
-    assert intent.id in stored.payload
+    ).all()
+    statuses = {row.status for row in stored if intent.id in row.payload}
+    assert InboxStatus.PROCESSED in statuses
+    assert statuses <= {InboxStatus.PROCESSED, InboxStatus.IGNORED}
     # Reconciliation finds the same event already applied.
     result = app.test_cli_runner().invoke(args=["tracker", "reconcile"])
     assert result.exit_code == 0 and "new" not in result.output
