@@ -23,6 +23,8 @@ run: $(VENV)/.installed
 	$(FLASK) tracker demo
 	@echo ""
 	@echo "  tracker is running:"
+	@echo "    demo article   http://$(HOST):$(PORT)/demo/article"
+	@echo "    embed builder  http://$(HOST):$(PORT)/campaigns/demo/embed"
 	@echo "    donate page    http://$(HOST):$(PORT)/donate/demo"
 	@echo "    progress API   http://$(HOST):$(PORT)/api/v1/campaigns/demo"
 	@echo "    health         http://$(HOST):$(PORT)/healthz"
@@ -39,9 +41,11 @@ lint: $(VENV)/.installed
 test: lint
 	$(BIN)/pytest
 
-## bench: the benchmarks in bench/ (see README).
+## bench: the benchmarks in bench/ (see bench/README.md); needs wrk, nginx, PostgreSQL.
 bench: $(VENV)/.installed
 	$(BIN)/python bench/progress_api.py
+	$(BIN)/python bench/embed.py
+	$(BIN)/python bench/webhooks.py
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache .mypy_cache .ruff_cache
