@@ -7,19 +7,15 @@ costs one database read per second per process, whatever the ledger's size.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import threading
-import time
-from collections import OrderedDict
-from dataclasses import dataclass
 from typing import Any
 
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, Response, request
 from werkzeug.http import quote_etag
 
 from tracker.db import get_session
 from tracker.domain.periods import Period
+from tracker.microcache import Rendered, not_modified, render_cache
 from tracker.services.campaigns import CampaignNotFound
 from tracker.services.progress import ProgressReport, campaign_progress, period_history
 from tracker.web import json_error
@@ -28,7 +24,6 @@ bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
 # Browsers and proxies may reuse a response this long, then revalidate with the ETag.
 CACHE_CONTROL = "public, max-age=2, stale-while-revalidate=10"
-_MAX_CACHED = 1024
 
 
 # Read-only public data: any page may fetch it, without credentials. The
@@ -46,34 +41,6 @@ PREFLIGHT_HEADERS = (
     ("Access-Control-Allow-Headers", "If-None-Match"),
     ("Access-Control-Max-Age", "86400"),
 )
-# Request headers that can turn a response into a 304 or 412 (see _respond).
-_CONDITIONAL = (
-    "HTTP_IF_NONE_MATCH",
-    "HTTP_IF_MATCH",
-    "HTTP_IF_MODIFIED_SINCE",
-    "HTTP_IF_UNMODIFIED_SINCE",
-)
-
-
-@dataclass(frozen=True, slots=True)
-class _Rendered:
-    body: bytes
-    etag: str
-    expires: float
-    # Every header of a 200 but Content-Length, built once per render: a cache hit
-    # then copies a list instead of setting headers one by one (see _respond).
-    headers: tuple[tuple[str, str], ...]
-
-
-_cache_lock = threading.Lock()
-
-
-def _cache() -> OrderedDict[str, _Rendered]:
-    # One cache per app (not per module), so two apps in a process never share entries.
-    cache: OrderedDict[str, _Rendered] = current_app.extensions.setdefault(
-        "tracker.api_cache", OrderedDict()
-    )
-    return cache
 
 
 def _iso(value: Any) -> str | None:
@@ -111,49 +78,33 @@ def progress_document(report: ProgressReport) -> dict[str, Any]:
     }
 
 
-def _render(document: dict[str, Any]) -> _Rendered:
-    body = json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
-    etag = hashlib.sha256(body).hexdigest()[:32]
-    ttl = current_app.config["API_CACHE_SECONDS"]
-    headers = (
+def _encode(document: dict[str, Any]) -> bytes:
+    return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def _respond(rendered: Rendered) -> Response:
+    # The hot path of every widget load: one Response built from a ready header
+    # list (Werkzeug's Headers.set() rescans the list on each call).
+    headers = [
         ("Content-Type", "application/json"),
-        ("ETag", quote_etag(etag)),
+        ("ETag", quote_etag(rendered.etag)),
         ("Cache-Control", CACHE_CONTROL),
         *CORS_HEADERS,
-    )
-    return _Rendered(body, etag, time.monotonic() + ttl, headers)
+    ]
+    if not_modified(rendered.etag):
+        return Response(status=304, headers=headers[1:])
+    return Response(rendered.body, headers=headers)
 
 
-def _respond(rendered: _Rendered) -> Response:
-    # The hot path of every widget load: keep it to one Response built from the
-    # prepared header list. Werkzeug's Headers.set() scans the whole list on each
-    # call, and make_conditional() formats a Date header (the server sends one
-    # anyway) and parses the request's conditions, together about as much work
-    # as the rest of the request; so it runs only when a condition was sent.
-    response = Response(rendered.body, headers=list(rendered.headers))
-    environ = request.environ
-    if any(name in environ for name in _CONDITIONAL):
-        # Werkzeug compares If-None-Match (weak comparison, as RFC 9110 asks for GET).
-        response.make_conditional(request)
-    return response
-
-
-def cached_progress(slug: str) -> _Rendered:
+def cached_progress(slug: str) -> Rendered:
     """The rendered progress document of ``slug``, from this process's short cache.
 
     :raise CampaignNotFound: for an unknown or draft campaign (never cached).
     """
-    cache = _cache()
-    hit = cache.get(slug)
-    if hit is not None and hit.expires > time.monotonic():
-        return hit
-    rendered = _render(progress_document(campaign_progress(get_session(), slug)))
-    with _cache_lock:  # threaded workers share the cache
-        cache[slug] = rendered
-        cache.move_to_end(slug)
-        while len(cache) > _MAX_CACHED:
-            cache.popitem(last=False)
-    return rendered
+    return render_cache().get(
+        ("progress", slug),
+        lambda: _encode(progress_document(campaign_progress(get_session(), slug))),
+    )
 
 
 def _not_found() -> Response:
@@ -198,8 +149,7 @@ def periods(slug: str) -> Response:
             for p in history
         ],
     }
-    rendered = _render(document)
-    return _respond(rendered)
+    return _respond(Rendered.of(_encode(document)))
 
 
 @bp.after_request

@@ -11,11 +11,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import threading
-import time
-from collections import OrderedDict
-from collections.abc import Callable, Hashable
-from dataclasses import dataclass
 from functools import cache
 from importlib.resources import files
 
@@ -36,6 +31,7 @@ from tracker.embed.options import (
 )
 from tracker.embed.render import DEFAULT_COLOR, BarView, bar_view
 from tracker.embed.svg import SIZES, place
+from tracker.microcache import Rendered, not_modified, render_cache
 from tracker.services.campaigns import CampaignNotFound
 from tracker.services.demo import DEMO_SLUG
 from tracker.services.progress import ProgressReport, campaign_progress
@@ -48,7 +44,6 @@ bp = Blueprint("embed", __name__)
 EMBED_CACHE_CONTROL = "public, max-age=2"
 SCRIPT_CACHE_CONTROL = "public, max-age=86400"
 VERSIONED_CACHE_CONTROL = "public, max-age=31536000, immutable"
-_MAX_CACHED = 1024
 
 # The iframe page's only script: it tells the embedding page how tall it is, so
 # embed.js can size the iframe. Height is public, hence the "*" target; the
@@ -70,17 +65,6 @@ FRAME_CSP = (
 SVG_CSP = "frame-ancestors *; default-src 'none'; style-src 'unsafe-inline'"
 
 
-@dataclass(frozen=True, slots=True)
-class _Page:
-    body: bytes
-    etag: str
-    expires: float
-
-
-_pages: OrderedDict[Hashable, _Page] = OrderedDict()
-_pages_lock = threading.Lock()
-
-
 @cache
 def embed_script() -> tuple[bytes, str]:
     """The bytes of ``embed.js`` and their short content hash (for the versioned URL)."""
@@ -94,33 +78,9 @@ def public_base() -> str:
     return configured or request.url_root.rstrip("/")
 
 
-def _cached(key: Hashable, build: Callable[[], bytes]) -> _Page:
-    # Same policy as the JSON API's cache: at most one render per TTL per process.
-    # Keys hold the raw query string: only a valid one ever gets an entry (build()
-    # parses the options and raises otherwise), so a hit needs no parsing.
-    full_key = (id(current_app), key)
-    hit = _pages.get(full_key)
-    now = time.monotonic()
-    if hit is not None and hit.expires > now:
-        return hit
-    body = build()
-    page = _Page(
-        body, hashlib.sha256(body).hexdigest()[:32], now + current_app.config["API_CACHE_SECONDS"]
-    )
-    # Threaded workers share the dict; evictions must not race each other.
-    with _pages_lock:
-        _pages[full_key] = page
-        _pages.move_to_end(full_key)
-        while len(_pages) > _MAX_CACHED:
-            _pages.popitem(last=False)
-    return page
-
-
-def _respond(page: _Page, mimetype: str, csp: str) -> Response:
+def _respond(page: Rendered, mimetype: str, csp: str) -> Response:
     headers = {"ETag": f'"{page.etag}"', "Cache-Control": EMBED_CACHE_CONTROL}
-    # Only If-None-Match matters for these pages. Werkzeug's make_conditional also
-    # handles ranges and dates and costs a third of this hot path (bench/embed.py).
-    if "HTTP_IF_NONE_MATCH" in request.environ and request.if_none_match.contains_weak(page.etag):
+    if not_modified(page.etag):
         response = Response(status=304, headers=headers)
     else:
         response = Response(page.body, mimetype=mimetype, headers=headers)
@@ -187,7 +147,9 @@ def frame(slug: str) -> Response:
             html = render_template("embed/frame.html", view=view, script=Markup(FRAME_SCRIPT))
             return html.encode()
 
-        page = _cached(("frame", slug, request.query_string), build)
+        # Keys hold the raw query string: only a valid one ever gets an entry
+        # (build() parses the options and raises otherwise), so a hit needs no parsing.
+        page = render_cache().get(("frame", slug, request.query_string), build)
     except OptionError as exc:
         return _plain(400, str(exc))
     except CampaignNotFound:
@@ -211,7 +173,7 @@ def image(slug: str) -> Response:
             svg = render_template("embed/progress.svg", view=view, box=box, fill=fill, marks=marks)
             return svg.encode()
 
-        page = _cached(("svg", slug, request.query_string), build)
+        page = render_cache().get(("svg", slug, request.query_string), build)
     except OptionError as exc:
         return _plain(400, str(exc))
     except CampaignNotFound:
