@@ -26,14 +26,14 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 try:
     import fcntl
 except ImportError:  # pragma: no cover - Windows has no flock: SQLite writers just poll
     fcntl = None  # type: ignore[assignment]
 
-from sqlalchemy import CursorResult, or_, select, update
+from sqlalchemy import CursorResult, Table, or_, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -88,6 +88,8 @@ FINAL = frozenset({InboxStatus.PROCESSED, InboxStatus.IGNORED})
 RETRYABLE = (InboxStatus.RECEIVED, InboxStatus.FAILED, InboxStatus.DEFERRED)
 CURRENCY_MISMATCH = "currency_mismatch"
 _MAX_ERROR = 2000
+# The inbox as a Core table, for status writes that need no ORM object.
+_INBOX = cast(Table, StripeEvent.__table__)
 
 
 class EventError(ValueError):
@@ -141,7 +143,13 @@ def store_event(session: Session, event: WebhookEvent) -> bool:
     return stored is not None
 
 
-def process_event(session: Session, event_id: str, *, livemode: bool | None) -> InboxStatus:
+def process_event(
+    session: Session,
+    event_id: str,
+    *,
+    livemode: bool | None,
+    event: WebhookEvent | None = None,
+) -> InboxStatus:
     """Apply a stored event unless it is already final. Flushes; the caller commits.
 
     The inbox row is locked first (``SELECT … FOR UPDATE`` on PostgreSQL; SQLite
@@ -150,30 +158,38 @@ def process_event(session: Session, event_id: str, *, livemode: bool | None) -> 
 
     :param livemode: the mode of the configured Stripe key, or None when unknown;
         an event of the other mode is stored but not applied.
+    :param event: the event exactly as this caller just stored it, to spare
+        reading and parsing the stored payload again; None reads the stored one.
     :return: the event's status afterwards.
     :raise LookupError: if the event is not in the inbox.
     :raise Exception: whatever applying it raised; the caller rolls back.
     """
-    row = session.scalars(
-        select(StripeEvent).where(StripeEvent.id == event_id).with_for_update()
+    # Only the columns needed to decide; the payload only when not given.
+    columns = [StripeEvent.status, StripeEvent.livemode]
+    if event is None:
+        columns.append(StripeEvent.payload)
+    row = session.execute(
+        select(*columns).where(StripeEvent.id == event_id).with_for_update()
     ).one_or_none()
     if row is None:
         raise LookupError(f"event {event_id} is not in the inbox")
-    if row.status in FINAL:
-        return row.status
-    if livemode is not None and row.livemode != livemode:
+    status: InboxStatus = row.status
+    event_livemode: bool = row.livemode
+    if status in FINAL:
+        return status
+    if livemode is not None and event_livemode != livemode:
         log.warning(
             "Stripe event %s is %s but the configured key is %s: stored, not applied",
-            row.id,
-            _mode(row.livemode),
+            event_id,
+            _mode(event_livemode),
             _mode(livemode),
         )
-        _finish(
-            row, Result(InboxStatus.IGNORED, f"{_mode(row.livemode)} event, {_mode(livemode)} key")
+        result = Result(
+            InboxStatus.IGNORED, f"{_mode(event_livemode)} event, {_mode(livemode)} key"
         )
-        return row.status
-    _run(session, row)
-    return row.status
+        _finish(session, event_id, result)
+        return result.status
+    return _run(session, event if event is not None else parse_event(row.payload))
 
 
 def mark_failed(session: Session, event_id: str, error: str) -> None:
@@ -201,13 +217,21 @@ def deliver(factory: SessionFactory, event: WebhookEvent, *, livemode: bool | No
     with _write_turn(factory) as session:
         new = store_event(session, event)
         session.commit()
-    return Delivery(new, _apply_stored(factory, event.id, livemode=livemode))
+    # A redelivery is applied from the stored payload, as the retry job would.
+    stored = event if new else None
+    return Delivery(new, _apply_stored(factory, event.id, livemode=livemode, event=stored))
 
 
-def _apply_stored(factory: SessionFactory, event_id: str, *, livemode: bool | None) -> InboxStatus:
+def _apply_stored(
+    factory: SessionFactory,
+    event_id: str,
+    *,
+    livemode: bool | None,
+    event: WebhookEvent | None = None,
+) -> InboxStatus:
     with _write_turn(factory) as session:
         try:
-            status = process_event(session, event_id, livemode=livemode)
+            status = process_event(session, event_id, livemode=livemode, event=event)
             session.commit()
             return status
         except Exception as exc:
@@ -251,18 +275,29 @@ def _mode(livemode: bool) -> str:
     return "live-mode" if livemode else "test-mode"
 
 
-def _finish(row: StripeEvent, result: Result) -> None:
-    row.attempts += 1
-    row.status = result.status
-    row.last_error = result.note[:_MAX_ERROR] if result.note else None
-    row.waiting_for = result.waiting_for
-    row.processed_at = utcnow() if result.status in FINAL else None
+def _finish(session: Session, event_id: str, result: Result) -> None:
+    """Record the outcome of one attempt at an inbox event.
+
+    A Core UPDATE, not the ORM: the hot path never loads the inbox row as an
+    object, and ``attempts`` is counted in SQL.
+    """
+    session.execute(
+        _INBOX.update()
+        .where(_INBOX.c.id == event_id)
+        .values(
+            status=result.status,
+            attempts=_INBOX.c.attempts + 1,
+            last_error=result.note[:_MAX_ERROR] if result.note else None,
+            waiting_for=result.waiting_for,
+            processed_at=utcnow() if result.status in FINAL else None,
+        )
+    )
 
 
-def _run(session: Session, row: StripeEvent) -> None:
-    event = parse_event(row.payload)
-    _finish(row, apply_event(session, event))
-    session.flush()
+def _run(session: Session, event: WebhookEvent) -> InboxStatus:
+    result = apply_event(session, event)
+    _finish(session, event.id, result)
+    return result.status
 
 
 # ------------------------------------------------------------------- dispatching
@@ -632,24 +667,23 @@ def _wake(session: Session, payment: StripePayment) -> None:
         )
         if i
     ]
-    waiting = session.scalars(
-        select(StripeEvent)
+    # Only the id and payload: the usual answer is no row, and a waiting row's
+    # outcome is written by _finish, so no ORM object is needed.
+    waiting = session.execute(
+        select(StripeEvent.id, StripeEvent.payload)
         .where(StripeEvent.status == InboxStatus.DEFERRED, StripeEvent.waiting_for.in_(ids))
         .order_by(StripeEvent.api_created_at, StripeEvent.id)
         .with_for_update(skip_locked=True)
     ).all()
-    for row in waiting:
+    for event_id, payload in waiting:
         try:
             # A savepoint each: one bad waiting event must not block the payment
             # it waited for (or it would fail the payment's own event forever).
             with session.begin_nested():
-                _run(session, row)
+                _run(session, parse_event(payload))
         except Exception as exc:
-            log.exception("applying deferred Stripe event %s failed", row.id)
-            row.status = InboxStatus.FAILED
-            row.attempts += 1
-            row.last_error = f"{type(exc).__name__}: {exc}"[:_MAX_ERROR]
-            session.flush()
+            log.exception("applying deferred Stripe event %s failed", event_id)
+            mark_failed(session, event_id, f"{type(exc).__name__}: {exc}")
 
 
 # ------------------------------------------------------------------------ checkout
@@ -1066,7 +1100,11 @@ def _resolve(
                 session.flush()
                 _wake(session, booked)
         elif not _metadata(intent).get("tracker_campaign"):
-            _finish(row, Result(InboxStatus.IGNORED, "the payment is not ours (no metadata)"))
+            _finish(
+                session,
+                event_id,
+                Result(InboxStatus.IGNORED, "the payment is not ours (no metadata)"),
+            )
         elif intent.get("object") == "payment_intent" and intent.get("status") == "succeeded":
             charge = intent.get("latest_charge")
             created = charge.get("created") if isinstance(charge, dict) else None
