@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import cache
 from typing import Any, cast
 
 try:
@@ -33,7 +34,7 @@ try:
 except ImportError:  # pragma: no cover - Windows has no flock: SQLite writers just poll
     fcntl = None  # type: ignore[assignment]
 
-from sqlalchemy import CursorResult, Table, or_, select, update
+from sqlalchemy import CursorResult, Executable, Table, or_, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -59,7 +60,7 @@ from tracker.models import (
     StripePayment,
     utcnow,
 )
-from tracker.services.ledger import _insert, record_entry
+from tracker.services.ledger import _insert, _insert_for, record_entry
 
 log = logging.getLogger(__name__)
 
@@ -120,25 +121,33 @@ class Delivery:
 # --------------------------------------------------------------------------- inbox
 
 
+@cache
+def _store_statement(dialect: str) -> Executable:
+    # Built once per dialect; the values come as parameters (see the ledger's).
+    return (
+        _insert_for(dialect, _INBOX)
+        .on_conflict_do_nothing(index_elements=["id"])
+        .returning(_INBOX.c.id)
+    )
+
+
 def store_event(session: Session, event: WebhookEvent) -> bool:
     """Store a verified event in the inbox unless it is there already. The caller commits.
 
     :return: True if this call stored it, False for a redelivery.
     """
     stored = session.execute(
-        _insert(session, StripeEvent.__table__)
-        .values(
-            id=event.id,
-            type=event.type,
-            livemode=event.livemode,
-            api_created_at=event.created,
-            payload=event.payload,
-            status=InboxStatus.RECEIVED,
-            attempts=0,
-            received_at=utcnow(),
-        )
-        .on_conflict_do_nothing(index_elements=["id"])
-        .returning(StripeEvent.id)
+        _store_statement(session.get_bind().dialect.name),
+        {
+            "id": event.id,
+            "type": event.type,
+            "livemode": event.livemode,
+            "api_created_at": event.created,
+            "payload": event.payload,
+            "status": InboxStatus.RECEIVED,
+            "attempts": 0,
+            "received_at": utcnow(),
+        },
     ).scalar_one_or_none()
     return stored is not None
 
