@@ -60,7 +60,7 @@ from tracker.models import (
     StripePayment,
     utcnow,
 )
-from tracker.services.ledger import _insert, _insert_for, record_entry
+from tracker.services.ledger import _insert_for, record_entry
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +91,8 @@ CURRENCY_MISMATCH = "currency_mismatch"
 _MAX_ERROR = 2000
 # The inbox as a Core table, for status writes that need no ORM object.
 _INBOX = cast(Table, StripeEvent.__table__)
+_PAYMENTS = cast(Table, StripePayment.__table__)
+_PLEDGES = cast(Table, Pledge.__table__)
 
 
 class EventError(ValueError):
@@ -469,11 +471,12 @@ def _set_if_empty(pledge: Pledge, **ids: str | None) -> None:
             setattr(pledge, name, value)
 
 
-def _donor_key(pledge: Pledge | None, email: str | None) -> str | None:
-    address = (pledge.donor_email if pledge else None) or email
+def _donor_key(pledge_email: str | None, pledge_id: int, payment: _Payment) -> str:
+    """Who gave, for counting donors: the pledge's email, else the payment's, else the pledge."""
+    address = pledge_email or payment.email
     if address:
         return f"email:{address.strip().casefold()}"
-    return f"pledge:{pledge.id}" if pledge else None
+    return f"pledge:{pledge_id}"
 
 
 # ----------------------------------------------------------------------- payments
@@ -496,6 +499,17 @@ class _Payment:
     pledge_ids: dict[str, str | None] = field(default_factory=dict)
 
 
+@cache
+def _claim_statement(dialect: str) -> Executable:
+    # Built once per dialect; the values come as parameters.
+    return _insert_for(dialect, _PAYMENTS).on_conflict_do_nothing().returning(_PAYMENTS.c.id)
+
+
+@cache
+def _pledge_statement(dialect: str) -> Executable:
+    return _insert_for(dialect, _PLEDGES).returning(_PLEDGES.c.id)
+
+
 def _book_payment(session: Session, target: _Target, payment: _Payment) -> Result:
     """Book a payment once, whichever event reports it first.
 
@@ -507,60 +521,43 @@ def _book_payment(session: Session, target: _Target, payment: _Payment) -> Resul
     if payment.amount <= 0:
         return Result(InboxStatus.PROCESSED, "nothing was paid")
     campaign = target.campaign
-    # ORM-enabled INSERT … RETURNING: the new row comes back as an object, no re-read.
-    row = session.scalars(
-        _insert(session, StripePayment)
-        .values(
-            reference=payment.reference,
-            campaign_id=campaign.id,
-            pledge_id=target.pledge.id if target.pledge else None,
-            payment_intent_id=payment.payment_intent_id,
-            charge_id=payment.charge_id,
-            invoice_id=payment.invoice_id,
-            amount=payment.amount,
-            currency=payment.currency,
-            donor_key="",
-            refunded=0,
-            paid_at=payment.paid_at,
-            created_at=utcnow(),
-        )
-        .on_conflict_do_nothing()
-        .returning(StripePayment)
-    ).first()
-    claimed = row is not None
-    if row is None:
-        row = _find_payment(
-            session,
-            reference=payment.reference,
-            payment_intent_id=payment.payment_intent_id,
-            charge_id=payment.charge_id,
-            invoice_id=payment.invoice_id,
-        )
-    if row is None:  # pragma: no cover - the claim or a conflicting row exists
-        raise EventError(f"payment {payment.reference} could not be recorded")
-    pledge = target.pledge or (session.get(Pledge, row.pledge_id) if row.pledge_id else None)
-    if not claimed:
-        # Another event booked this payment: only learn the ids it did not know.
-        for name in ("payment_intent_id", "charge_id", "invoice_id"):
-            value = getattr(payment, name)
-            if value and getattr(row, name) is None and not _id_taken(session, name, value):
-                setattr(row, name, value)
-        session.flush()
-        if pledge is not None:
-            _pledge_paid(session, pledge, payment)
-        _wake(session, row)
-        return Result(InboxStatus.PROCESSED, f"payment {row.reference} was already recorded")
+    pledge = target.pledge
+    # Never summed into a total of another currency: kept for an admin to decide.
+    flag = CURRENCY_MISMATCH if payment.currency != campaign.currency else None
+    # Core INSERT … RETURNING id: everything else about a new row is known here, so
+    # the hot path needs no ORM object for it. With a pledge, the row is complete.
+    claimed = session.scalar(
+        _claim_statement(session.get_bind().dialect.name),
+        {
+            "reference": payment.reference,
+            "campaign_id": campaign.id,
+            "pledge_id": pledge.id if pledge else None,
+            "payment_intent_id": payment.payment_intent_id,
+            "charge_id": payment.charge_id,
+            "invoice_id": payment.invoice_id,
+            "amount": payment.amount,
+            "currency": payment.currency,
+            "donor_key": _donor_key(pledge.donor_email, pledge.id, payment) if pledge else "",
+            "refunded": 0,
+            "flag": flag,
+            "paid_at": payment.paid_at,
+            "created_at": utcnow(),
+        },
+    )
+    if claimed is None:
+        return _known_payment(session, target, payment)
 
     if pledge is None:
-        pledge = _pledge_from_payment(session, campaign, payment)
+        pledge_id, email = _pledge_from_payment(session, campaign, payment)
+        session.execute(
+            update(_PAYMENTS)
+            .where(_PAYMENTS.c.id == claimed)
+            .values(pledge_id=pledge_id, donor_key=_donor_key(email, pledge_id, payment))
+        )
     else:
+        pledge_id = pledge.id
         _pledge_paid(session, pledge, payment)
-    row.pledge_id = pledge.id
-    row.donor_key = _donor_key(pledge, payment.email) or f"stripe:{payment.reference}"
-    if payment.currency != campaign.currency:
-        # Never summed into a total of another currency: kept for an admin to decide.
-        row.flag = CURRENCY_MISMATCH
-        session.flush()
+    if flag is not None:
         log.warning(
             "Stripe payment %s is in %s but campaign %s counts %s: flagged, not booked",
             payment.reference,
@@ -568,7 +565,7 @@ def _book_payment(session: Session, target: _Target, payment: _Payment) -> Resul
             campaign.slug,
             campaign.currency,
         )
-        _wake(session, row)
+        _wake(session, _payment_ids(payment))
         return Result(InboxStatus.PROCESSED, f"flagged: paid in {payment.currency}")
     record_entry(
         session,
@@ -579,34 +576,71 @@ def _book_payment(session: Session, target: _Target, payment: _Payment) -> Resul
         amount=payment.amount,
         currency=payment.currency,
         occurred_at=payment.paid_at,
-        donor_key=row.donor_key,
-        pledge_id=pledge.id,
+        donor_key=_donor_key(pledge.donor_email if pledge else email, pledge_id, payment),
+        pledge_id=pledge_id,
     )
-    _wake(session, row)
+    _wake(session, _payment_ids(payment))
     return Result(InboxStatus.PROCESSED)
 
 
-def _pledge_from_payment(session: Session, campaign: Campaign, payment: _Payment) -> Pledge:
-    """A pledge for money given through another Stripe surface (a Payment Link, the API)."""
-    pledge = Pledge(
-        campaign_id=campaign.id,
-        amount=payment.amount,
-        currency=payment.currency,
-        frequency=payment.frequency,
-        donor_name=payment.name[:200] if payment.name else None,
-        donor_email=payment.email[:320] if payment.email else None,
-        anonymous=False,
-        source=PledgeSource.STRIPE,
-        # Created for money that arrived: paid from the start.
-        status=PledgeStatus.PAID,
-        paid_at=payment.paid_at,
-        **{k: v for k, v in payment.pledge_ids.items() if v},
+def _known_payment(session: Session, target: _Target, payment: _Payment) -> Result:
+    """Another event booked this payment: only learn the ids it did not know."""
+    row = _find_payment(
+        session,
+        reference=payment.reference,
+        payment_intent_id=payment.payment_intent_id,
+        charge_id=payment.charge_id,
+        invoice_id=payment.invoice_id,
     )
-    if payment.frequency is PledgeFrequency.ONE_TIME and payment.payment_intent_id:
-        pledge.stripe_payment_intent_id = payment.payment_intent_id
-    session.add(pledge)
+    if row is None:  # pragma: no cover - the claim or a conflicting row exists
+        raise EventError(f"payment {payment.reference} could not be recorded")
+    pledge = target.pledge or (session.get(Pledge, row.pledge_id) if row.pledge_id else None)
+    for name in ("payment_intent_id", "charge_id", "invoice_id"):
+        value = getattr(payment, name)
+        if value and getattr(row, name) is None and not _id_taken(session, name, value):
+            setattr(row, name, value)
     session.flush()
-    return pledge
+    if pledge is not None:
+        _pledge_paid(session, pledge, payment)
+    _wake(session, _payment_ids(row))
+    return Result(InboxStatus.PROCESSED, f"payment {row.reference} was already recorded")
+
+
+def _pledge_from_payment(
+    session: Session, campaign: Campaign, payment: _Payment
+) -> tuple[int, str | None]:
+    """A pledge for money given through another Stripe surface (a Payment Link, the API).
+
+    A Core INSERT: nothing later in the transaction needs it as an object.
+
+    :return: the new pledge's id and donor email.
+    """
+    email = payment.email[:320] if payment.email else None
+    values: dict[str, Any] = {
+        "campaign_id": campaign.id,
+        "amount": payment.amount,
+        "currency": payment.currency,
+        "frequency": payment.frequency,
+        "donor_name": payment.name[:200] if payment.name else None,
+        "donor_email": email,
+        "message": None,
+        "anonymous": False,
+        "source": PledgeSource.STRIPE,
+        # Created for money that arrived: paid from the start.
+        "status": PledgeStatus.PAID,
+        "paid_at": payment.paid_at,
+        "stripe_checkout_session_id": None,
+        "stripe_payment_intent_id": None,
+        "stripe_subscription_id": None,
+        "stripe_customer_id": None,
+    }
+    values.update((k, v) for k, v in payment.pledge_ids.items() if v)
+    if payment.frequency is PledgeFrequency.ONE_TIME and payment.payment_intent_id:
+        values["stripe_payment_intent_id"] = payment.payment_intent_id
+    pledge_id: int = session.execute(
+        _pledge_statement(session.get_bind().dialect.name), values
+    ).scalar_one()
+    return pledge_id, email
 
 
 def _pledge_paid(session: Session, pledge: Pledge, payment: _Payment) -> None:
@@ -660,22 +694,18 @@ def _id_taken(session: Session, column: str, value: str) -> bool:
     return taken is not None
 
 
-def _wake(session: Session, payment: StripePayment) -> None:
-    """Apply the deferred events that were waiting for this payment, in this transaction.
+def _payment_ids(payment: StripePayment | _Payment) -> list[str]:
+    """The Stripe ids a deferred event may be waiting for to find this payment."""
+    ids = (payment.reference, payment.payment_intent_id, payment.charge_id, payment.invoice_id)
+    return [i for i in ids if i]
+
+
+def _wake(session: Session, ids: list[str]) -> None:
+    """Apply the deferred events waiting for a payment known by ``ids``, in this transaction.
 
     Rows another transaction holds are skipped (``SKIP LOCKED``): that one, or the
     retry job, applies them.
     """
-    ids = [
-        i
-        for i in (
-            payment.reference,
-            payment.payment_intent_id,
-            payment.charge_id,
-            payment.invoice_id,
-        )
-        if i
-    ]
     # Only the id and payload: the usual answer is no row, and a waiting row's
     # outcome is written by _finish, so no ORM object is needed.
     waiting = session.execute(
@@ -1107,7 +1137,7 @@ def _resolve(
                     ):
                         setattr(booked, name, value)
                 session.flush()
-                _wake(session, booked)
+                _wake(session, _payment_ids(booked))
         elif not _metadata(intent).get("tracker_campaign"):
             _finish(
                 session,
