@@ -214,8 +214,12 @@ def test_localstripe_webhooks_reach_gunicorn(
     assert totals(client, session) == (4400, 1, 1)
     session.rollback()
     session.expire_all()
+    # localstripe may still be delivering earlier tests' events here (not ours: ignored).
     stored = session.scalars(
-        select(StripeEvent).where(StripeEvent.type == "payment_intent.succeeded")
+        select(StripeEvent).where(
+            StripeEvent.type == "payment_intent.succeeded",
+            StripeEvent.payload.contains(intent.id),
+        )
     ).one()
     assert stored.status is InboxStatus.PROCESSED
     assert intent.id in stored.payload
