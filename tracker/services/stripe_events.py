@@ -34,7 +34,7 @@ try:
 except ImportError:  # pragma: no cover - Windows has no flock: SQLite writers just poll
     fcntl = None  # type: ignore[assignment]
 
-from sqlalchemy import CursorResult, Executable, Table, or_, select, update
+from sqlalchemy import ColumnElement, CursorResult, Executable, Table, case, or_, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -403,15 +403,32 @@ def _target(
     subscription_id: str | None = None,
 ) -> _Target | Result:
     """Find the campaign and pledge an object belongs to, or say why it is not ours."""
-    pledge = _find_pledge(session, meta, checkout_session_id, payment_intent_id, subscription_id)
+    matches = _pledge_matches(meta, checkout_session_id, payment_intent_id, subscription_id)
     slug = meta.get("tracker_campaign")
+    pledge: Pledge | None = None
     campaign: Campaign | None = None
     if isinstance(slug, str) and slug:
-        campaign = session.scalar(select(Campaign).where(Campaign.slug == slug))
+        if matches:
+            # The campaign and its pledge in one query (the pledge may be of another campaign).
+            row = session.execute(
+                select(Campaign, Pledge)
+                .outerjoin(Pledge, or_(*matches))
+                .where(Campaign.slug == slug)
+                .order_by(_first_match(matches))
+                .limit(1)
+            ).first()
+            if row is not None:
+                campaign, pledge = row
+        else:
+            campaign = session.scalar(select(Campaign).where(Campaign.slug == slug))
         if campaign is None:
             return Result(InboxStatus.IGNORED, f"no campaign {slug!r} here")
-    elif pledge is not None:
-        campaign = session.get(Campaign, pledge.campaign_id)
+    elif matches:
+        pledge = session.scalars(
+            select(Pledge).where(or_(*matches)).order_by(_first_match(matches)).limit(1)
+        ).first()
+        if pledge is not None:
+            campaign = session.get(Campaign, pledge.campaign_id)
     if campaign is None:
         return Result(InboxStatus.IGNORED, "no tracker_campaign metadata: not ours")
     if pledge is not None and pledge.campaign_id != campaign.id:
@@ -420,28 +437,30 @@ def _target(
     return _Target(campaign, pledge)
 
 
-def _find_pledge(
-    session: Session,
+def _pledge_matches(
     meta: dict[str, Any],
     checkout_session_id: str | None,
     payment_intent_id: str | None,
     subscription_id: str | None,
-) -> Pledge | None:
+) -> list[ColumnElement[bool]]:
+    """The ways an object names its pledge, the one to trust most first."""
+    matches: list[ColumnElement[bool]] = []
     raw = meta.get("tracker_pledge")
     if isinstance(raw, str | int) and str(raw).isdigit():
-        pledge = session.get(Pledge, int(raw))
-        if pledge is not None:
-            return pledge
+        matches.append(Pledge.id == int(raw))
     for column, value in (
         (Pledge.stripe_checkout_session_id, checkout_session_id),
         (Pledge.stripe_payment_intent_id, payment_intent_id),
         (Pledge.stripe_subscription_id, subscription_id),
     ):
         if value:
-            found = session.scalar(select(Pledge).where(column == value))
-            if found is not None:
-                return found
-    return None
+            matches.append(column == value)
+    return matches
+
+
+def _first_match(matches: list[ColumnElement[bool]]) -> ColumnElement[int]:
+    """Order pledges by the first of ``matches`` they satisfy (our metadata before ids)."""
+    return case(*((match, rank) for rank, match in enumerate(matches)), else_=len(matches))
 
 
 def _move_pledge(session: Session, pledge: Pledge, target: PledgeStatus, **values: Any) -> bool:
