@@ -89,7 +89,7 @@ FINAL = frozenset({InboxStatus.PROCESSED, InboxStatus.IGNORED})
 RETRYABLE = (InboxStatus.RECEIVED, InboxStatus.FAILED, InboxStatus.DEFERRED)
 CURRENCY_MISMATCH = "currency_mismatch"
 _MAX_ERROR = 2000
-# The inbox as a Core table, for status writes that need no ORM object.
+# Core tables, for hot-path writes that need no ORM object.
 _INBOX = cast(Table, StripeEvent.__table__)
 _PAYMENTS = cast(Table, StripePayment.__table__)
 _PLEDGES = cast(Table, Pledge.__table__)
@@ -543,6 +543,8 @@ def _book_payment(session: Session, target: _Target, payment: _Payment) -> Resul
     pledge = target.pledge
     # Never summed into a total of another currency: kept for an admin to decide.
     flag = CURRENCY_MISMATCH if payment.currency != campaign.currency else None
+    # Without a pledge yet, the donor key may need the id of the one created below.
+    donor_key = _donor_key(pledge.donor_email, pledge.id, payment) if pledge else ""
     # Core INSERT … RETURNING id: everything else about a new row is known here, so
     # the hot path needs no ORM object for it. With a pledge, the row is complete.
     claimed = session.scalar(
@@ -556,7 +558,7 @@ def _book_payment(session: Session, target: _Target, payment: _Payment) -> Resul
             "invoice_id": payment.invoice_id,
             "amount": payment.amount,
             "currency": payment.currency,
-            "donor_key": _donor_key(pledge.donor_email, pledge.id, payment) if pledge else "",
+            "donor_key": donor_key,
             "refunded": 0,
             "flag": flag,
             "paid_at": payment.paid_at,
@@ -568,10 +570,11 @@ def _book_payment(session: Session, target: _Target, payment: _Payment) -> Resul
 
     if pledge is None:
         pledge_id, email = _pledge_from_payment(session, campaign, payment)
+        donor_key = _donor_key(email, pledge_id, payment)
         session.execute(
             update(_PAYMENTS)
             .where(_PAYMENTS.c.id == claimed)
-            .values(pledge_id=pledge_id, donor_key=_donor_key(email, pledge_id, payment))
+            .values(pledge_id=pledge_id, donor_key=donor_key)
         )
     else:
         pledge_id = pledge.id
@@ -595,7 +598,7 @@ def _book_payment(session: Session, target: _Target, payment: _Payment) -> Resul
         amount=payment.amount,
         currency=payment.currency,
         occurred_at=payment.paid_at,
-        donor_key=_donor_key(pledge.donor_email if pledge else email, pledge_id, payment),
+        donor_key=donor_key,
         pledge_id=pledge_id,
     )
     _wake(session, _payment_ids(payment))
