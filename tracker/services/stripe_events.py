@@ -34,7 +34,17 @@ try:
 except ImportError:  # pragma: no cover - Windows has no flock: SQLite writers just poll
     fcntl = None  # type: ignore[assignment]
 
-from sqlalchemy import ColumnElement, CursorResult, Executable, Table, case, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    CursorResult,
+    Executable,
+    Table,
+    bindparam,
+    case,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -93,6 +103,31 @@ _MAX_ERROR = 2000
 _INBOX = cast(Table, StripeEvent.__table__)
 _PAYMENTS = cast(Table, StripePayment.__table__)
 _PLEDGES = cast(Table, Pledge.__table__)
+
+# Hot-path statements built once, given their values as parameters: building a
+# statement and its cache key cost about as much as running it.
+# The outcome of an attempt (the SET columns not named here come as parameters).
+_FINISH = (
+    _INBOX.update()
+    .where(_INBOX.c.id == bindparam("event_id"))
+    .values(attempts=_INBOX.c.attempts + 1)
+)
+# The deferred events waiting for one of a payment's ids.
+_WAITING = (
+    select(_INBOX.c.id, _INBOX.c.payload)
+    .where(
+        _INBOX.c.status == InboxStatus.DEFERRED,
+        _INBOX.c.waiting_for.in_(bindparam("ids", expanding=True)),
+    )
+    .order_by(_INBOX.c.api_created_at, _INBOX.c.id)
+    .with_for_update(skip_locked=True)
+)
+# A new claim learns the pledge created for it.
+_CLAIM_PLEDGE = (
+    _PAYMENTS.update()
+    .where(_PAYMENTS.c.id == bindparam("payment_id"))
+    .values(pledge_id=bindparam("pledge_id"), donor_key=bindparam("donor_key"))
+)
 
 
 class EventError(ValueError):
@@ -293,15 +328,14 @@ def _finish(session: Session, event_id: str, result: Result) -> None:
     object, and ``attempts`` is counted in SQL.
     """
     session.execute(
-        _INBOX.update()
-        .where(_INBOX.c.id == event_id)
-        .values(
-            status=result.status,
-            attempts=_INBOX.c.attempts + 1,
-            last_error=result.note[:_MAX_ERROR] if result.note else None,
-            waiting_for=result.waiting_for,
-            processed_at=utcnow() if result.status in FINAL else None,
-        )
+        _FINISH,
+        {
+            "event_id": event_id,
+            "status": result.status,
+            "last_error": result.note[:_MAX_ERROR] if result.note else None,
+            "waiting_for": result.waiting_for,
+            "processed_at": utcnow() if result.status in FINAL else None,
+        },
     )
 
 
@@ -572,9 +606,7 @@ def _book_payment(session: Session, target: _Target, payment: _Payment) -> Resul
         pledge_id, email = _pledge_from_payment(session, campaign, payment)
         donor_key = _donor_key(email, pledge_id, payment)
         session.execute(
-            update(_PAYMENTS)
-            .where(_PAYMENTS.c.id == claimed)
-            .values(pledge_id=pledge_id, donor_key=donor_key)
+            _CLAIM_PLEDGE, {"payment_id": claimed, "pledge_id": pledge_id, "donor_key": donor_key}
         )
     else:
         pledge_id = pledge.id
@@ -730,12 +762,7 @@ def _wake(session: Session, ids: list[str]) -> None:
     """
     # Only the id and payload: the usual answer is no row, and a waiting row's
     # outcome is written by _finish, so no ORM object is needed.
-    waiting = session.execute(
-        select(StripeEvent.id, StripeEvent.payload)
-        .where(StripeEvent.status == InboxStatus.DEFERRED, StripeEvent.waiting_for.in_(ids))
-        .order_by(StripeEvent.api_created_at, StripeEvent.id)
-        .with_for_update(skip_locked=True)
-    ).all()
+    waiting = session.execute(_WAITING, {"ids": ids}).all()
     for event_id, payload in waiting:
         try:
             # A savepoint each: one bad waiting event must not block the payment
