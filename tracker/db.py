@@ -11,6 +11,8 @@ transactions.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from flask import Flask, current_app, g, has_request_context, request
@@ -61,9 +63,8 @@ class Database:
         self.url = url
         self.engine = make_engine(url, **engine_kwargs)
         self._readers = sessionmaker(self.engine, expire_on_commit=False)
-        self._writers = sessionmaker(
-            self.engine.execution_options(**{_WRITE_OPTION: True}), expire_on_commit=False
-        )
+        self._write_engine = self.engine.execution_options(**{_WRITE_OPTION: True})
+        self._writers = sessionmaker(self._write_engine, expire_on_commit=False)
 
     @property
     def dialect(self) -> str:
@@ -73,6 +74,19 @@ class Database:
     def session(self, *, write: bool = True) -> Session:
         """A new session; ``write=False`` for work that only reads."""
         return (self._writers if write else self._readers)()
+
+    @contextmanager
+    def serial_sessions(self) -> Iterator[Callable[[], Session]]:
+        """A factory of write sessions that run one after another on one connection.
+
+        For work made of several short transactions in a row (a webhook stores an
+        event and commits, then applies it and commits): the connection is taken
+        from the pool, and pinged, once instead of once per transaction. Each
+        session still commits or rolls back its own transaction. Not for sessions
+        open at the same time.
+        """
+        with self._write_engine.connect() as connection:
+            yield lambda: self._writers(bind=connection)
 
     def dispose(self) -> None:
         """Close every pooled connection (after a fork, or at shutdown)."""

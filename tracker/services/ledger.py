@@ -12,9 +12,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 from typing import Any
 
-from sqlalchemy import case, func, literal, select
+from sqlalchemy import Executable, case, func, literal, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -33,12 +34,49 @@ class Recorded:
 
 
 def _insert(session: Session, table: Any) -> postgresql.Insert | sqlite.Insert:
-    dialect = session.get_bind().dialect.name
+    return _insert_for(session.get_bind().dialect.name, table)
+
+
+def _insert_for(dialect: str, table: Any) -> postgresql.Insert | sqlite.Insert:
     if dialect == "postgresql":
         return postgresql.insert(table)
     if dialect == "sqlite":
         return sqlite.insert(table)
     raise RuntimeError(f"unsupported database {dialect}")  # config refuses others
+
+
+# The three statements of a booking are built once per dialect and given their
+# values as parameters: building an upsert costs more than running it here.
+@cache
+def _entry_insert(dialect: str) -> Executable:
+    return (
+        _insert_for(dialect, LedgerEntry.__table__)
+        .on_conflict_do_nothing(index_elements=["source", "reference"])
+        .returning(LedgerEntry.id)
+    )
+
+
+@cache
+def _donor_insert(dialect: str) -> Executable:
+    return (
+        _insert_for(dialect, PeriodDonor.__table__).on_conflict_do_nothing().returning(literal(1))
+    )
+
+
+@cache
+def _totals_upsert(dialect: str) -> Executable:
+    table = PeriodTotal.__table__
+    stmt = _insert_for(dialect, table)
+    return stmt.on_conflict_do_update(
+        index_elements=["campaign_id", "period_key"],
+        set_={
+            "raised": table.c.raised + stmt.excluded.raised,
+            "payments": table.c.payments + stmt.excluded.payments,
+            "donors": table.c.donors + stmt.excluded.donors,
+            "version": table.c.version + 1,
+            "updated_at": stmt.excluded.updated_at,
+        },
+    )
 
 
 def record_entry(
@@ -81,24 +119,23 @@ def record_entry(
     )
 
     session.flush()
+    dialect = session.get_bind().dialect.name
     inserted = session.execute(
-        _insert(session, LedgerEntry.__table__)
-        .values(
-            campaign_id=campaign.id,
-            source=source,
-            reference=reference,
-            kind=kind,
-            amount=value,
-            currency=campaign.currency,
-            occurred_at=occurred_at,
-            period_key=key,
-            donor_key=donor,
-            pledge_id=pledge_id,
-            note=note,
-            created_at=utcnow(),
-        )
-        .on_conflict_do_nothing(index_elements=["source", "reference"])
-        .returning(LedgerEntry.id)
+        _entry_insert(dialect),
+        {
+            "campaign_id": campaign.id,
+            "source": source,
+            "reference": reference,
+            "kind": kind,
+            "amount": value,
+            "currency": campaign.currency,
+            "occurred_at": occurred_at,
+            "period_key": key,
+            "donor_key": donor,
+            "pledge_id": pledge_id,
+            "note": note,
+            "created_at": utcnow(),
+        },
     ).scalar_one_or_none()
     if inserted is None:
         return Recorded(False, None, key)
@@ -106,47 +143,23 @@ def record_entry(
     new_donor = 0
     if kind is EntryKind.PAYMENT:
         added = session.execute(
-            _insert(session, PeriodDonor.__table__)
-            .values(campaign_id=campaign.id, period_key=key, donor_key=donor)
-            .on_conflict_do_nothing()
-            .returning(literal(1))
+            _donor_insert(dialect),
+            {"campaign_id": campaign.id, "period_key": key, "donor_key": donor},
         ).scalar_one_or_none()
         new_donor = 1 if added else 0
-    _bump_totals(
-        session,
-        campaign.id,
-        key,
-        value,
-        payments=1 if kind is EntryKind.PAYMENT else 0,
-        donors=new_donor,
-    )
-    return Recorded(True, inserted, key)
-
-
-def _bump_totals(
-    session: Session, campaign_id: int, key: str, raised: int, *, payments: int, donors: int
-) -> None:
-    table = PeriodTotal.__table__
-    stmt = _insert(session, table).values(
-        campaign_id=campaign_id,
-        period_key=key,
-        raised=raised,
-        payments=payments,
-        donors=donors,
-        version=1,
-        updated_at=utcnow(),
-    )
-    stmt = stmt.on_conflict_do_update(
-        index_elements=["campaign_id", "period_key"],
-        set_={
-            "raised": table.c.raised + stmt.excluded.raised,
-            "payments": table.c.payments + stmt.excluded.payments,
-            "donors": table.c.donors + stmt.excluded.donors,
-            "version": table.c.version + 1,
-            "updated_at": stmt.excluded.updated_at,
+    session.execute(
+        _totals_upsert(dialect),
+        {
+            "campaign_id": campaign.id,
+            "period_key": key,
+            "raised": value,
+            "payments": 1 if kind is EntryKind.PAYMENT else 0,
+            "donors": new_donor,
+            "version": 1,
+            "updated_at": utcnow(),
         },
     )
-    session.execute(stmt)
+    return Recorded(True, inserted, key)
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,14 +26,25 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from functools import cache
+from typing import Any, cast
 
 try:
     import fcntl
 except ImportError:  # pragma: no cover - Windows has no flock: SQLite writers just poll
     fcntl = None  # type: ignore[assignment]
 
-from sqlalchemy import CursorResult, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    CursorResult,
+    Executable,
+    Table,
+    bindparam,
+    case,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -59,7 +70,7 @@ from tracker.models import (
     StripePayment,
     utcnow,
 )
-from tracker.services.ledger import _insert, record_entry
+from tracker.services.ledger import _insert_for, record_entry
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +99,35 @@ FINAL = frozenset({InboxStatus.PROCESSED, InboxStatus.IGNORED})
 RETRYABLE = (InboxStatus.RECEIVED, InboxStatus.FAILED, InboxStatus.DEFERRED)
 CURRENCY_MISMATCH = "currency_mismatch"
 _MAX_ERROR = 2000
+# Core tables, for hot-path writes that need no ORM object.
+_INBOX = cast(Table, StripeEvent.__table__)
+_PAYMENTS = cast(Table, StripePayment.__table__)
+_PLEDGES = cast(Table, Pledge.__table__)
+
+# Hot-path statements built once, given their values as parameters: building a
+# statement and its cache key cost about as much as running it.
+# The outcome of an attempt (the SET columns not named here come as parameters).
+_FINISH = (
+    _INBOX.update()
+    .where(_INBOX.c.id == bindparam("event_id"))
+    .values(attempts=_INBOX.c.attempts + 1)
+)
+# The deferred events waiting for one of a payment's ids.
+_WAITING = (
+    select(_INBOX.c.id, _INBOX.c.payload)
+    .where(
+        _INBOX.c.status == InboxStatus.DEFERRED,
+        _INBOX.c.waiting_for.in_(bindparam("ids", expanding=True)),
+    )
+    .order_by(_INBOX.c.api_created_at, _INBOX.c.id)
+    .with_for_update(skip_locked=True)
+)
+# A new claim learns the pledge created for it.
+_CLAIM_PLEDGE = (
+    _PAYMENTS.update()
+    .where(_PAYMENTS.c.id == bindparam("payment_id"))
+    .values(pledge_id=bindparam("pledge_id"), donor_key=bindparam("donor_key"))
+)
 
 
 class EventError(ValueError):
@@ -118,30 +158,44 @@ class Delivery:
 # --------------------------------------------------------------------------- inbox
 
 
+@cache
+def _store_statement(dialect: str) -> Executable:
+    # Built once per dialect; the values come as parameters (see the ledger's).
+    return (
+        _insert_for(dialect, _INBOX)
+        .on_conflict_do_nothing(index_elements=["id"])
+        .returning(_INBOX.c.id)
+    )
+
+
 def store_event(session: Session, event: WebhookEvent) -> bool:
     """Store a verified event in the inbox unless it is there already. The caller commits.
 
     :return: True if this call stored it, False for a redelivery.
     """
     stored = session.execute(
-        _insert(session, StripeEvent.__table__)
-        .values(
-            id=event.id,
-            type=event.type,
-            livemode=event.livemode,
-            api_created_at=event.created,
-            payload=event.payload,
-            status=InboxStatus.RECEIVED,
-            attempts=0,
-            received_at=utcnow(),
-        )
-        .on_conflict_do_nothing(index_elements=["id"])
-        .returning(StripeEvent.id)
+        _store_statement(session.get_bind().dialect.name),
+        {
+            "id": event.id,
+            "type": event.type,
+            "livemode": event.livemode,
+            "api_created_at": event.created,
+            "payload": event.payload,
+            "status": InboxStatus.RECEIVED,
+            "attempts": 0,
+            "received_at": utcnow(),
+        },
     ).scalar_one_or_none()
     return stored is not None
 
 
-def process_event(session: Session, event_id: str, *, livemode: bool | None) -> InboxStatus:
+def process_event(
+    session: Session,
+    event_id: str,
+    *,
+    livemode: bool | None,
+    event: WebhookEvent | None = None,
+) -> InboxStatus:
     """Apply a stored event unless it is already final. Flushes; the caller commits.
 
     The inbox row is locked first (``SELECT … FOR UPDATE`` on PostgreSQL; SQLite
@@ -150,30 +204,38 @@ def process_event(session: Session, event_id: str, *, livemode: bool | None) -> 
 
     :param livemode: the mode of the configured Stripe key, or None when unknown;
         an event of the other mode is stored but not applied.
+    :param event: the event exactly as this caller just stored it, to spare
+        reading and parsing the stored payload again; None reads the stored one.
     :return: the event's status afterwards.
     :raise LookupError: if the event is not in the inbox.
     :raise Exception: whatever applying it raised; the caller rolls back.
     """
-    row = session.scalars(
-        select(StripeEvent).where(StripeEvent.id == event_id).with_for_update()
+    # Only the columns needed to decide; the payload only when not given.
+    columns = [StripeEvent.status, StripeEvent.livemode]
+    if event is None:
+        columns.append(StripeEvent.payload)
+    row = session.execute(
+        select(*columns).where(StripeEvent.id == event_id).with_for_update()
     ).one_or_none()
     if row is None:
         raise LookupError(f"event {event_id} is not in the inbox")
-    if row.status in FINAL:
-        return row.status
-    if livemode is not None and row.livemode != livemode:
+    status: InboxStatus = row.status
+    event_livemode: bool = row.livemode
+    if status in FINAL:
+        return status
+    if livemode is not None and event_livemode != livemode:
         log.warning(
             "Stripe event %s is %s but the configured key is %s: stored, not applied",
-            row.id,
-            _mode(row.livemode),
+            event_id,
+            _mode(event_livemode),
             _mode(livemode),
         )
-        _finish(
-            row, Result(InboxStatus.IGNORED, f"{_mode(row.livemode)} event, {_mode(livemode)} key")
+        result = Result(
+            InboxStatus.IGNORED, f"{_mode(event_livemode)} event, {_mode(livemode)} key"
         )
-        return row.status
-    _run(session, row)
-    return row.status
+        _finish(session, event_id, result)
+        return result.status
+    return _run(session, event if event is not None else parse_event(row.payload))
 
 
 def mark_failed(session: Session, event_id: str, error: str) -> None:
@@ -201,13 +263,21 @@ def deliver(factory: SessionFactory, event: WebhookEvent, *, livemode: bool | No
     with _write_turn(factory) as session:
         new = store_event(session, event)
         session.commit()
-    return Delivery(new, _apply_stored(factory, event.id, livemode=livemode))
+    # A redelivery is applied from the stored payload, as the retry job would.
+    stored = event if new else None
+    return Delivery(new, _apply_stored(factory, event.id, livemode=livemode, event=stored))
 
 
-def _apply_stored(factory: SessionFactory, event_id: str, *, livemode: bool | None) -> InboxStatus:
+def _apply_stored(
+    factory: SessionFactory,
+    event_id: str,
+    *,
+    livemode: bool | None,
+    event: WebhookEvent | None = None,
+) -> InboxStatus:
     with _write_turn(factory) as session:
         try:
-            status = process_event(session, event_id, livemode=livemode)
+            status = process_event(session, event_id, livemode=livemode, event=event)
             session.commit()
             return status
         except Exception as exc:
@@ -251,18 +321,28 @@ def _mode(livemode: bool) -> str:
     return "live-mode" if livemode else "test-mode"
 
 
-def _finish(row: StripeEvent, result: Result) -> None:
-    row.attempts += 1
-    row.status = result.status
-    row.last_error = result.note[:_MAX_ERROR] if result.note else None
-    row.waiting_for = result.waiting_for
-    row.processed_at = utcnow() if result.status in FINAL else None
+def _finish(session: Session, event_id: str, result: Result) -> None:
+    """Record the outcome of one attempt at an inbox event.
+
+    A Core UPDATE, not the ORM: the hot path never loads the inbox row as an
+    object, and ``attempts`` is counted in SQL.
+    """
+    session.execute(
+        _FINISH,
+        {
+            "event_id": event_id,
+            "status": result.status,
+            "last_error": result.note[:_MAX_ERROR] if result.note else None,
+            "waiting_for": result.waiting_for,
+            "processed_at": utcnow() if result.status in FINAL else None,
+        },
+    )
 
 
-def _run(session: Session, row: StripeEvent) -> None:
-    event = parse_event(row.payload)
-    _finish(row, apply_event(session, event))
-    session.flush()
+def _run(session: Session, event: WebhookEvent) -> InboxStatus:
+    result = apply_event(session, event)
+    _finish(session, event.id, result)
+    return result.status
 
 
 # ------------------------------------------------------------------- dispatching
@@ -357,15 +437,32 @@ def _target(
     subscription_id: str | None = None,
 ) -> _Target | Result:
     """Find the campaign and pledge an object belongs to, or say why it is not ours."""
-    pledge = _find_pledge(session, meta, checkout_session_id, payment_intent_id, subscription_id)
+    matches = _pledge_matches(meta, checkout_session_id, payment_intent_id, subscription_id)
     slug = meta.get("tracker_campaign")
+    pledge: Pledge | None = None
     campaign: Campaign | None = None
     if isinstance(slug, str) and slug:
-        campaign = session.scalar(select(Campaign).where(Campaign.slug == slug))
+        if matches:
+            # The campaign and its pledge in one query (the pledge may be of another campaign).
+            row = session.execute(
+                select(Campaign, Pledge)
+                .outerjoin(Pledge, or_(*matches))
+                .where(Campaign.slug == slug)
+                .order_by(_first_match(matches))
+                .limit(1)
+            ).first()
+            if row is not None:
+                campaign, pledge = row
+        else:
+            campaign = session.scalar(select(Campaign).where(Campaign.slug == slug))
         if campaign is None:
             return Result(InboxStatus.IGNORED, f"no campaign {slug!r} here")
-    elif pledge is not None:
-        campaign = session.get(Campaign, pledge.campaign_id)
+    elif matches:
+        pledge = session.scalars(
+            select(Pledge).where(or_(*matches)).order_by(_first_match(matches)).limit(1)
+        ).first()
+        if pledge is not None:
+            campaign = session.get(Campaign, pledge.campaign_id)
     if campaign is None:
         return Result(InboxStatus.IGNORED, "no tracker_campaign metadata: not ours")
     if pledge is not None and pledge.campaign_id != campaign.id:
@@ -374,28 +471,30 @@ def _target(
     return _Target(campaign, pledge)
 
 
-def _find_pledge(
-    session: Session,
+def _pledge_matches(
     meta: dict[str, Any],
     checkout_session_id: str | None,
     payment_intent_id: str | None,
     subscription_id: str | None,
-) -> Pledge | None:
+) -> list[ColumnElement[bool]]:
+    """The ways an object names its pledge, the one to trust most first."""
+    matches: list[ColumnElement[bool]] = []
     raw = meta.get("tracker_pledge")
     if isinstance(raw, str | int) and str(raw).isdigit():
-        pledge = session.get(Pledge, int(raw))
-        if pledge is not None:
-            return pledge
+        matches.append(Pledge.id == int(raw))
     for column, value in (
         (Pledge.stripe_checkout_session_id, checkout_session_id),
         (Pledge.stripe_payment_intent_id, payment_intent_id),
         (Pledge.stripe_subscription_id, subscription_id),
     ):
         if value:
-            found = session.scalar(select(Pledge).where(column == value))
-            if found is not None:
-                return found
-    return None
+            matches.append(column == value)
+    return matches
+
+
+def _first_match(matches: list[ColumnElement[bool]]) -> ColumnElement[int]:
+    """Order pledges by the first of ``matches`` they satisfy (our metadata before ids)."""
+    return case(*((match, rank) for rank, match in enumerate(matches)), else_=len(matches))
 
 
 def _move_pledge(session: Session, pledge: Pledge, target: PledgeStatus, **values: Any) -> bool:
@@ -425,11 +524,12 @@ def _set_if_empty(pledge: Pledge, **ids: str | None) -> None:
             setattr(pledge, name, value)
 
 
-def _donor_key(pledge: Pledge | None, email: str | None) -> str | None:
-    address = (pledge.donor_email if pledge else None) or email
+def _donor_key(pledge_email: str | None, pledge_id: int, payment: _Payment) -> str:
+    """Who gave, for counting donors: the pledge's email, else the payment's, else the pledge."""
+    address = pledge_email or payment.email
     if address:
         return f"email:{address.strip().casefold()}"
-    return f"pledge:{pledge.id}" if pledge else None
+    return f"pledge:{pledge_id}"
 
 
 # ----------------------------------------------------------------------- payments
@@ -452,6 +552,17 @@ class _Payment:
     pledge_ids: dict[str, str | None] = field(default_factory=dict)
 
 
+@cache
+def _claim_statement(dialect: str) -> Executable:
+    # Built once per dialect; the values come as parameters.
+    return _insert_for(dialect, _PAYMENTS).on_conflict_do_nothing().returning(_PAYMENTS.c.id)
+
+
+@cache
+def _pledge_statement(dialect: str) -> Executable:
+    return _insert_for(dialect, _PLEDGES).returning(_PLEDGES.c.id)
+
+
 def _book_payment(session: Session, target: _Target, payment: _Payment) -> Result:
     """Book a payment once, whichever event reports it first.
 
@@ -463,60 +574,44 @@ def _book_payment(session: Session, target: _Target, payment: _Payment) -> Resul
     if payment.amount <= 0:
         return Result(InboxStatus.PROCESSED, "nothing was paid")
     campaign = target.campaign
-    # ORM-enabled INSERT … RETURNING: the new row comes back as an object, no re-read.
-    row = session.scalars(
-        _insert(session, StripePayment)
-        .values(
-            reference=payment.reference,
-            campaign_id=campaign.id,
-            pledge_id=target.pledge.id if target.pledge else None,
-            payment_intent_id=payment.payment_intent_id,
-            charge_id=payment.charge_id,
-            invoice_id=payment.invoice_id,
-            amount=payment.amount,
-            currency=payment.currency,
-            donor_key="",
-            refunded=0,
-            paid_at=payment.paid_at,
-            created_at=utcnow(),
-        )
-        .on_conflict_do_nothing()
-        .returning(StripePayment)
-    ).first()
-    claimed = row is not None
-    if row is None:
-        row = _find_payment(
-            session,
-            reference=payment.reference,
-            payment_intent_id=payment.payment_intent_id,
-            charge_id=payment.charge_id,
-            invoice_id=payment.invoice_id,
-        )
-    if row is None:  # pragma: no cover - the claim or a conflicting row exists
-        raise EventError(f"payment {payment.reference} could not be recorded")
-    pledge = target.pledge or (session.get(Pledge, row.pledge_id) if row.pledge_id else None)
-    if not claimed:
-        # Another event booked this payment: only learn the ids it did not know.
-        for name in ("payment_intent_id", "charge_id", "invoice_id"):
-            value = getattr(payment, name)
-            if value and getattr(row, name) is None and not _id_taken(session, name, value):
-                setattr(row, name, value)
-        session.flush()
-        if pledge is not None:
-            _pledge_paid(session, pledge, payment)
-        _wake(session, row)
-        return Result(InboxStatus.PROCESSED, f"payment {row.reference} was already recorded")
+    pledge = target.pledge
+    # Never summed into a total of another currency: kept for an admin to decide.
+    flag = CURRENCY_MISMATCH if payment.currency != campaign.currency else None
+    # Without a pledge yet, the donor key may need the id of the one created below.
+    donor_key = _donor_key(pledge.donor_email, pledge.id, payment) if pledge else ""
+    # Core INSERT … RETURNING id: everything else about a new row is known here, so
+    # the hot path needs no ORM object for it. With a pledge, the row is complete.
+    claimed = session.scalar(
+        _claim_statement(session.get_bind().dialect.name),
+        {
+            "reference": payment.reference,
+            "campaign_id": campaign.id,
+            "pledge_id": pledge.id if pledge else None,
+            "payment_intent_id": payment.payment_intent_id,
+            "charge_id": payment.charge_id,
+            "invoice_id": payment.invoice_id,
+            "amount": payment.amount,
+            "currency": payment.currency,
+            "donor_key": donor_key,
+            "refunded": 0,
+            "flag": flag,
+            "paid_at": payment.paid_at,
+            "created_at": utcnow(),
+        },
+    )
+    if claimed is None:
+        return _known_payment(session, target, payment)
 
     if pledge is None:
-        pledge = _pledge_from_payment(session, campaign, payment)
+        pledge_id, email = _pledge_from_payment(session, campaign, payment)
+        donor_key = _donor_key(email, pledge_id, payment)
+        session.execute(
+            _CLAIM_PLEDGE, {"payment_id": claimed, "pledge_id": pledge_id, "donor_key": donor_key}
+        )
     else:
+        pledge_id = pledge.id
         _pledge_paid(session, pledge, payment)
-    row.pledge_id = pledge.id
-    row.donor_key = _donor_key(pledge, payment.email) or f"stripe:{payment.reference}"
-    if payment.currency != campaign.currency:
-        # Never summed into a total of another currency: kept for an admin to decide.
-        row.flag = CURRENCY_MISMATCH
-        session.flush()
+    if flag is not None:
         log.warning(
             "Stripe payment %s is in %s but campaign %s counts %s: flagged, not booked",
             payment.reference,
@@ -524,7 +619,7 @@ def _book_payment(session: Session, target: _Target, payment: _Payment) -> Resul
             campaign.slug,
             campaign.currency,
         )
-        _wake(session, row)
+        _wake(session, _payment_ids(payment))
         return Result(InboxStatus.PROCESSED, f"flagged: paid in {payment.currency}")
     record_entry(
         session,
@@ -535,34 +630,71 @@ def _book_payment(session: Session, target: _Target, payment: _Payment) -> Resul
         amount=payment.amount,
         currency=payment.currency,
         occurred_at=payment.paid_at,
-        donor_key=row.donor_key,
-        pledge_id=pledge.id,
+        donor_key=donor_key,
+        pledge_id=pledge_id,
     )
-    _wake(session, row)
+    _wake(session, _payment_ids(payment))
     return Result(InboxStatus.PROCESSED)
 
 
-def _pledge_from_payment(session: Session, campaign: Campaign, payment: _Payment) -> Pledge:
-    """A pledge for money given through another Stripe surface (a Payment Link, the API)."""
-    pledge = Pledge(
-        campaign_id=campaign.id,
-        amount=payment.amount,
-        currency=payment.currency,
-        frequency=payment.frequency,
-        donor_name=payment.name[:200] if payment.name else None,
-        donor_email=payment.email[:320] if payment.email else None,
-        anonymous=False,
-        source=PledgeSource.STRIPE,
-        # Created for money that arrived: paid from the start.
-        status=PledgeStatus.PAID,
-        paid_at=payment.paid_at,
-        **{k: v for k, v in payment.pledge_ids.items() if v},
+def _known_payment(session: Session, target: _Target, payment: _Payment) -> Result:
+    """Another event booked this payment: only learn the ids it did not know."""
+    row = _find_payment(
+        session,
+        reference=payment.reference,
+        payment_intent_id=payment.payment_intent_id,
+        charge_id=payment.charge_id,
+        invoice_id=payment.invoice_id,
     )
-    if payment.frequency is PledgeFrequency.ONE_TIME and payment.payment_intent_id:
-        pledge.stripe_payment_intent_id = payment.payment_intent_id
-    session.add(pledge)
+    if row is None:  # pragma: no cover - the claim or a conflicting row exists
+        raise EventError(f"payment {payment.reference} could not be recorded")
+    pledge = target.pledge or (session.get(Pledge, row.pledge_id) if row.pledge_id else None)
+    for name in ("payment_intent_id", "charge_id", "invoice_id"):
+        value = getattr(payment, name)
+        if value and getattr(row, name) is None and not _id_taken(session, name, value):
+            setattr(row, name, value)
     session.flush()
-    return pledge
+    if pledge is not None:
+        _pledge_paid(session, pledge, payment)
+    _wake(session, _payment_ids(row))
+    return Result(InboxStatus.PROCESSED, f"payment {row.reference} was already recorded")
+
+
+def _pledge_from_payment(
+    session: Session, campaign: Campaign, payment: _Payment
+) -> tuple[int, str | None]:
+    """A pledge for money given through another Stripe surface (a Payment Link, the API).
+
+    A Core INSERT: nothing later in the transaction needs it as an object.
+
+    :return: the new pledge's id and donor email.
+    """
+    email = payment.email[:320] if payment.email else None
+    values: dict[str, Any] = {
+        "campaign_id": campaign.id,
+        "amount": payment.amount,
+        "currency": payment.currency,
+        "frequency": payment.frequency,
+        "donor_name": payment.name[:200] if payment.name else None,
+        "donor_email": email,
+        "message": None,
+        "anonymous": False,
+        "source": PledgeSource.STRIPE,
+        # Created for money that arrived: paid from the start.
+        "status": PledgeStatus.PAID,
+        "paid_at": payment.paid_at,
+        "stripe_checkout_session_id": None,
+        "stripe_payment_intent_id": None,
+        "stripe_subscription_id": None,
+        "stripe_customer_id": None,
+    }
+    values.update((k, v) for k, v in payment.pledge_ids.items() if v)
+    if payment.frequency is PledgeFrequency.ONE_TIME and payment.payment_intent_id:
+        values["stripe_payment_intent_id"] = payment.payment_intent_id
+    pledge_id: int = session.execute(
+        _pledge_statement(session.get_bind().dialect.name), values
+    ).scalar_one()
+    return pledge_id, email
 
 
 def _pledge_paid(session: Session, pledge: Pledge, payment: _Payment) -> None:
@@ -616,40 +748,30 @@ def _id_taken(session: Session, column: str, value: str) -> bool:
     return taken is not None
 
 
-def _wake(session: Session, payment: StripePayment) -> None:
-    """Apply the deferred events that were waiting for this payment, in this transaction.
+def _payment_ids(payment: StripePayment | _Payment) -> list[str]:
+    """The Stripe ids a deferred event may be waiting for to find this payment."""
+    ids = (payment.reference, payment.payment_intent_id, payment.charge_id, payment.invoice_id)
+    return [i for i in ids if i]
+
+
+def _wake(session: Session, ids: list[str]) -> None:
+    """Apply the deferred events waiting for a payment known by ``ids``, in this transaction.
 
     Rows another transaction holds are skipped (``SKIP LOCKED``): that one, or the
     retry job, applies them.
     """
-    ids = [
-        i
-        for i in (
-            payment.reference,
-            payment.payment_intent_id,
-            payment.charge_id,
-            payment.invoice_id,
-        )
-        if i
-    ]
-    waiting = session.scalars(
-        select(StripeEvent)
-        .where(StripeEvent.status == InboxStatus.DEFERRED, StripeEvent.waiting_for.in_(ids))
-        .order_by(StripeEvent.api_created_at, StripeEvent.id)
-        .with_for_update(skip_locked=True)
-    ).all()
-    for row in waiting:
+    # Only the id and payload: the usual answer is no row, and a waiting row's
+    # outcome is written by _finish, so no ORM object is needed.
+    waiting = session.execute(_WAITING, {"ids": ids}).all()
+    for event_id, payload in waiting:
         try:
             # A savepoint each: one bad waiting event must not block the payment
             # it waited for (or it would fail the payment's own event forever).
             with session.begin_nested():
-                _run(session, row)
+                _run(session, parse_event(payload))
         except Exception as exc:
-            log.exception("applying deferred Stripe event %s failed", row.id)
-            row.status = InboxStatus.FAILED
-            row.attempts += 1
-            row.last_error = f"{type(exc).__name__}: {exc}"[:_MAX_ERROR]
-            session.flush()
+            log.exception("applying deferred Stripe event %s failed", event_id)
+            mark_failed(session, event_id, f"{type(exc).__name__}: {exc}")
 
 
 # ------------------------------------------------------------------------ checkout
@@ -1064,9 +1186,13 @@ def _resolve(
                     ):
                         setattr(booked, name, value)
                 session.flush()
-                _wake(session, booked)
+                _wake(session, _payment_ids(booked))
         elif not _metadata(intent).get("tracker_campaign"):
-            _finish(row, Result(InboxStatus.IGNORED, "the payment is not ours (no metadata)"))
+            _finish(
+                session,
+                event_id,
+                Result(InboxStatus.IGNORED, "the payment is not ours (no metadata)"),
+            )
         elif intent.get("object") == "payment_intent" and intent.get("status") == "succeeded":
             charge = intent.get("latest_charge")
             created = charge.get("created") if isinstance(charge, dict) else None

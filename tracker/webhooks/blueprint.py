@@ -47,7 +47,9 @@ def stripe_webhook() -> Response:
         return json_error(400, "invalid_webhook", str(exc))
     database = get_database(current_app)
     try:
-        delivery = deliver(database.session, event, livemode=configured_livemode())
+        # Store and apply are two transactions in a row: one connection serves both.
+        with database.serial_sessions() as factory:
+            delivery = deliver(factory, event, livemode=configured_livemode())
     except ProcessingFailed:
         return json_error(500, "processing_failed", "the event is kept and will be retried")
     except SQLAlchemyError:
