@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -32,12 +31,9 @@ from tests.stripe_helpers import (
     payment_intent,
     pending_pledge,
     post,
-    read_session,
     subscription,
     totals,
-    webhook_app,
 )
-from tracker.db import Database
 from tracker.domain.periods import PeriodKind
 from tracker.models import (
     InboxStatus,
@@ -50,19 +46,6 @@ from tracker.models import (
 )
 from tracker.services import stripe_events
 from tracker.services.stripe_events import CURRENCY_MISMATCH, retry_inbox
-
-
-@pytest.fixture
-def session(database: Database) -> Iterator[Session]:
-    """A read-mode session (see :func:`tests.stripe_helpers.read_session`)."""
-    yield from read_session(database)
-
-
-@pytest.fixture
-def app(db_url: str) -> Iterator[Flask]:
-    application = webhook_app(db_url)
-    yield application
-    application.extensions["tracker.db"].dispose()
 
 
 @pytest.fixture

@@ -25,11 +25,9 @@ from tests.stripe_helpers import (
     SECRET,
     deliver_ok,
     event,
-    read_session,
     totals,
     webhook_app,
 )
-from tracker.db import Database
 from tracker.models import InboxStatus, LedgerEntry, StripeEvent
 from tracker.services.ledger import check_totals
 
@@ -52,12 +50,6 @@ def stripe_api(localstripe_url: str) -> stripe.StripeClient:
         base_addresses={"api": localstripe_url},
         max_network_retries=0,
     )
-
-
-@pytest.fixture
-def session(database: Database) -> Iterator[Session]:
-    """A read-mode session (see :func:`tests.stripe_helpers.read_session`)."""
-    yield from read_session(database)
 
 
 @pytest.fixture

@@ -21,20 +21,12 @@ from tests.stripe_helpers import (
     metadata,
     payment_intent,
     post,
-    read_session,
     sign,
     totals,
     webhook_app,
 )
-from tracker.db import Database
 from tracker.gateway.webhooks import InvalidWebhook, verify
 from tracker.models import StripeEvent
-
-
-@pytest.fixture
-def session(database: Database) -> Iterator[Session]:
-    """A read-mode session (see :func:`tests.stripe_helpers.read_session`)."""
-    yield from read_session(database)
 
 
 @pytest.fixture

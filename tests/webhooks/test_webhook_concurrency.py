@@ -35,7 +35,6 @@ from tests.stripe_helpers import (
     payment_intent,
     pending_pledge,
     post,
-    read_session,
     sign,
     totals,
     webhook_app,
@@ -46,19 +45,6 @@ from tracker.models import InboxStatus, LedgerEntry, StripeEvent
 from tracker.services import stripe_events
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def session(database: Database) -> Iterator[Session]:
-    """A read-mode session (see :func:`tests.stripe_helpers.read_session`)."""
-    yield from read_session(database)
-
-
-@pytest.fixture
-def app(db_url: str) -> Iterator[Flask]:
-    application = webhook_app(db_url)
-    yield application
-    application.extensions["tracker.db"].dispose()
 
 
 def _env(db_url: str) -> dict[str, str]:
