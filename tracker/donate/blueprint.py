@@ -6,8 +6,6 @@ of these pages credits anything; only webhooks and admins move money.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any
 
 from flask import (
@@ -28,6 +26,8 @@ from tracker.db import get_session
 from tracker.domain.money import format_money
 from tracker.donate.forms import DonateForm
 from tracker.donate.tokens import pledge_token, read_pledge_token
+from tracker.embed.options import EmbedOptions
+from tracker.embed.render import bar_view
 from tracker.gateway import GatewayError, NotConfigured, get_gateway
 from tracker.gateway.checkout import AmountRejected, CheckoutRequest, create_checkout_session
 from tracker.models import Campaign, PledgeFrequency, PledgeSource, PledgeStatus
@@ -44,32 +44,13 @@ from tracker.services.pledges import (
     mark_checkout_failed,
     pledge_for_donor,
 )
-from tracker.services.progress import ProgressReport, campaign_progress
+from tracker.services.progress import campaign_progress
 
 bp = Blueprint("donate", __name__, url_prefix="/donate")
 
 # The thanks page reloads itself this many times while the webhook is on its way.
 REFRESHES = 6
 REFRESH_SECONDS = 3
-
-
-@dataclass(frozen=True, slots=True)
-class TierMark:
-    """A tier as drawn on the bar: its label, where it sits (0-100) and whether it is reached."""
-
-    label: str
-    left: Decimal
-    reached: bool
-
-
-def _bar(report: ProgressReport) -> tuple[Decimal, list[TierMark]]:
-    top = max((t.amount for t in report.tiers), default=0)
-    width = min(report.percent, Decimal(100))
-    marks = [
-        TierMark(t.label, Decimal(t.amount * 100) / top if top else Decimal(0), t.reached)
-        for t in report.tiers
-    ]
-    return width, marks
 
 
 def _card_payments() -> bool:
@@ -110,13 +91,12 @@ def _render(
 ) -> Response:
     campaign = page.campaign
     report = campaign_progress(get_session(), campaign.slug)
-    width, marks = _bar(report)
     body = render_template(
         "donate/form.html",
         campaign=campaign,
         report=report,
-        bar_width=width,
-        marks=marks,
+        # The same bar as the embeds draw (tier positions, accessible text).
+        bar=bar_view(report, EmbedOptions(), donate_href=""),
         form=form,
         card=_card_payments(),
         closed=page.closed_reason,
