@@ -32,6 +32,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         static_folder=None,
     )
     config.load(app, test_config)
+    # No request of ours needs more (Stripe events are kilobytes); this also bounds
+    # bodies sent without a Content-Length (chunked), which a header check misses.
+    if app.config.get("MAX_CONTENT_LENGTH") is None:
+        app.config["MAX_CONTENT_LENGTH"] = 1024 * 1024
     proxies = app.config["TRUSTED_PROXIES"]
     if proxies:
         from werkzeug.middleware.proxy_fix import ProxyFix

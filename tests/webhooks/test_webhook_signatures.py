@@ -161,3 +161,10 @@ def test_a_duplicate_is_answered_as_such(client: FlaskClient, session: Session) 
     assert deliver_ok(client, payload)["duplicate"] is False
     assert deliver_ok(client, payload)["duplicate"] is True
     assert totals(client, session) == (2500, 1, 1)
+
+
+def test_oversized_bodies_are_refused(client: FlaskClient) -> None:
+    body = b"{" + b" " * (1024 * 1024 + 10) + b"}"
+    headers = {"Stripe-Signature": "t=1,v1=00", "Content-Type": "application/json"}
+    response = client.post("/webhooks/stripe", data=body, headers=headers)
+    assert response.status_code == 413
