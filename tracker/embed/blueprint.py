@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from collections.abc import Callable
 from functools import cache
 from importlib.resources import files
 
@@ -132,6 +133,34 @@ def versioned_script(digest: str) -> BaseResponse:
     return allow_framing(response)
 
 
+def _embed(
+    kind: str, slug: str, allowed: tuple[str, ...], draw: Callable[[BarView], str]
+) -> Rendered | Response:
+    """The cached rendering of ``slug`` as ``draw`` makes it, or the plain-text refusal."""
+
+    def build() -> bytes:
+        options = parse_options(request.args, allowed)
+        return draw(_view(campaign_progress(get_session(), slug), options)).encode()
+
+    try:
+        # Keys hold the raw query string: only a valid one ever gets an entry
+        # (build() parses the options and raises otherwise), so a hit needs no parsing.
+        return render_cache().get((kind, slug, request.query_string), build)
+    except OptionError as exc:
+        return _plain(400, str(exc))
+    except CampaignNotFound:
+        return _plain(404, "campaign not found")
+
+
+def _frame_html(view: BarView) -> str:
+    return render_template("embed/frame.html", view=view, script=Markup(FRAME_SCRIPT))
+
+
+def _svg(view: BarView) -> str:
+    box, fill, marks = place(view)
+    return render_template("embed/progress.svg", view=view, box=box, fill=fill, marks=marks)
+
+
 @bp.get("/embed/<slug>")
 def frame(slug: str) -> Response:
     """The bar as a framable HTML page with no JavaScript needed.
@@ -139,21 +168,9 @@ def frame(slug: str) -> Response:
     :raise 400: for an unknown or malformed option (plain text).
     :raise 404: for an unknown or draft campaign (plain text).
     """
-    try:
-
-        def build() -> bytes:
-            options = parse_options(request.args, ALL_OPTIONS)
-            view = _view(campaign_progress(get_session(), slug), options)
-            html = render_template("embed/frame.html", view=view, script=Markup(FRAME_SCRIPT))
-            return html.encode()
-
-        # Keys hold the raw query string: only a valid one ever gets an entry
-        # (build() parses the options and raises otherwise), so a hit needs no parsing.
-        page = render_cache().get(("frame", slug, request.query_string), build)
-    except OptionError as exc:
-        return _plain(400, str(exc))
-    except CampaignNotFound:
-        return _plain(404, "campaign not found")
+    page = _embed("frame", slug, ALL_OPTIONS, _frame_html)
+    if isinstance(page, Response):
+        return page
     return _respond(page, "text/html", FRAME_CSP)
 
 
@@ -164,20 +181,9 @@ def image(slug: str) -> Response:
     :raise 400: for an unknown or malformed option (plain text).
     :raise 404: for an unknown or draft campaign (plain text).
     """
-    try:
-
-        def build() -> bytes:
-            options = parse_options(request.args, IMAGE_OPTIONS)
-            view = _view(campaign_progress(get_session(), slug), options)
-            box, fill, marks = place(view)
-            svg = render_template("embed/progress.svg", view=view, box=box, fill=fill, marks=marks)
-            return svg.encode()
-
-        page = render_cache().get(("svg", slug, request.query_string), build)
-    except OptionError as exc:
-        return _plain(400, str(exc))
-    except CampaignNotFound:
-        return _plain(404, "campaign not found")
+    page = _embed("svg", slug, IMAGE_OPTIONS, _svg)
+    if isinstance(page, Response):
+        return page
     response = _respond(page, "image/svg+xml", SVG_CSP)
     response.headers["Access-Control-Allow-Origin"] = "*"
     return response

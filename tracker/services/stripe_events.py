@@ -920,20 +920,38 @@ def _charge_refunded(session: Session, event: WebhookEvent, obj: dict[str, Any])
         raise EventError(f"refund in {_currency(obj)} of a {payment.currency} payment")
     payment.refunded = reported
     session.flush()
-    campaign = session.get_one(Campaign, payment.campaign_id)
+    _book_against(
+        session,
+        payment,
+        f"{charge_id}:refunded:{reported}",
+        EntryKind.REFUND,
+        increment,
+        event.created,
+    )
+    return Result(InboxStatus.PROCESSED)
+
+
+def _book_against(
+    session: Session,
+    payment: StripePayment,
+    reference: str,
+    kind: EntryKind,
+    amount: int,
+    occurred_at: datetime,
+) -> None:
+    """Book a movement (refund, dispute) on the campaign, donor and pledge of ``payment``."""
     record_entry(
         session,
-        campaign,
+        session.get_one(Campaign, payment.campaign_id),
         source=EntrySource.STRIPE,
-        reference=f"{charge_id}:refunded:{reported}",
-        kind=EntryKind.REFUND,
-        amount=increment,
+        reference=reference,
+        kind=kind,
+        amount=amount,
         currency=payment.currency,
-        occurred_at=event.created,
+        occurred_at=occurred_at,
         donor_key=payment.donor_key,
         pledge_id=payment.pledge_id,
     )
-    return Result(InboxStatus.PROCESSED)
 
 
 def _dispute(session: Session, event: WebhookEvent, obj: dict[str, Any]) -> Result:
@@ -957,24 +975,12 @@ def _dispute(session: Session, event: WebhookEvent, obj: dict[str, Any]) -> Resu
         return Result(InboxStatus.PROCESSED, "a dispute of nothing")
     if _currency(obj) != payment.currency:
         raise EventError(f"dispute in {_currency(obj)} of a {payment.currency} payment")
-    campaign = session.get_one(Campaign, payment.campaign_id)
     for happened, kind, suffix in (
         (effects.withdrawn, EntryKind.DISPUTE_LOST, "withdrawn"),
         (effects.reinstated, EntryKind.DISPUTE_WON, "reinstated"),
     ):
         if happened:
-            record_entry(
-                session,
-                campaign,
-                source=EntrySource.STRIPE,
-                reference=f"{dispute_id}:{suffix}",
-                kind=kind,
-                amount=amount,
-                currency=payment.currency,
-                occurred_at=event.created,
-                donor_key=payment.donor_key,
-                pledge_id=payment.pledge_id,
-            )
+            _book_against(session, payment, f"{dispute_id}:{suffix}", kind, amount, event.created)
     return Result(InboxStatus.PROCESSED)
 
 
