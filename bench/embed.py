@@ -73,6 +73,16 @@ def measure(
     return rows
 
 
+def measure_proxy(app: str, args: argparse.Namespace) -> list[dict[str, object]]:
+    """The three routes through nginx's cache, against nginx serving the iframe page as a file."""
+    with urllib.request.urlopen(app + ROUTES["iframe page"], timeout=5) as response:
+        page = response.read()
+    with h.nginx(app, {"embed.html": page}, args.server_cpu) as proxy:
+        for path in ROUTES.values():
+            urllib.request.urlopen(proxy + path, timeout=5).read()
+        return measure(proxy, ROUTES, "/static/embed.html", args)
+
+
 def table(title: str, baseline: str, rows: list[dict[str, object]], target: float) -> str:
     """A Markdown table of ``rows``."""
     lines = [f"**{title}** (baseline: {baseline}, target ≥ {target}×)", ""]
@@ -96,6 +106,11 @@ def main() -> int:
         "--pin", metavar="SERVER:WRK", help="CPU lists for taskset, e.g. 0:1 (default: no pinning)"
     )
     parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument(
+        "--only",
+        choices=["gunicorn", "nginx"],
+        help="run one of the two comparisons (default: both)",
+    )
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 2)
     parser.add_argument(
         "--pg-url",
@@ -125,18 +140,18 @@ def main() -> int:
             for path in ROUTES.values():  # warm every worker's process cache
                 for _ in range(args.workers * 2):
                     urllib.request.urlopen(app + path, timeout=5).read()
-            direct = measure(app, ROUTES, "/livez", args)
-            with urllib.request.urlopen(app + ROUTES["iframe page"], timeout=5) as response:
-                page = response.read()
-            with h.nginx(app, {"embed.html": page}, args.server_cpu) as proxy:
-                for path in ROUTES.values():
-                    urllib.request.urlopen(proxy + path, timeout=5).read()
-                proxied = measure(proxy, ROUTES, "/static/embed.html", args)
+            direct = [] if args.only == "nginx" else measure(app, ROUTES, "/livez", args)
+            if args.only == "gunicorn":
+                proxied: list[dict[str, object]] = []
+            else:
+                proxied = measure_proxy(app, args)
     results["gunicorn"] = direct
     results["nginx"] = proxied
-    print(table("gunicorn", "/livez", direct, 0.9))
-    print()
-    print(table("nginx (proxy_cache per Cache-Control)", "nginx static file", proxied, 0.8))
+    if direct:
+        print(table("gunicorn", "/livez", direct, 0.9))
+        print()
+    if proxied:
+        print(table("nginx (proxy_cache per Cache-Control)", "nginx static file", proxied, 0.8))
     out = Path(__file__).resolve().parent / "results"
     out.mkdir(exist_ok=True)
     (out / f"embed-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json").write_text(
