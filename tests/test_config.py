@@ -26,6 +26,8 @@ ROOT = Path(__file__).resolve().parent.parent
         ("STRIPE_SECRET_KEY", "pk_test_123", "TRACKER_STRIPE_SECRET_KEY: expected a Stripe"),
         ("STRIPE_WEBHOOK_SECRET", "whsec_ok,nope", "TRACKER_STRIPE_WEBHOOK_SECRET"),
         ("STRIPE_API_BASE", "ftp://x", "TRACKER_STRIPE_API_BASE: expected an http"),
+        ("STRIPE_TIMEOUT", "0", "TRACKER_STRIPE_TIMEOUT: expected more than 0"),
+        ("STRIPE_TIMEOUT", "90", "between 0 and 60"),
         ("SMTP_URL", "mail.example.org", "TRACKER_SMTP_URL"),
         ("SMTP_URL", "smtp://mail.example.org:port", "the port is not a number"),
         ("MAIL_FROM", "nobody", "TRACKER_MAIL_FROM"),

@@ -543,6 +543,30 @@ def test_stripe_unreachable_is_a_502(
     assert pledges(database)[0].status is PledgeStatus.FAILED
 
 
+def test_a_hung_stripe_times_out_into_the_502_page(
+    new_app: Callable[..., Flask], database: Database, fund: Campaign
+) -> None:
+    import socket
+    import time
+
+    # Listening but never answering: connections are queued by the kernel and the
+    # client waits for a response that never comes (stripe-python would wait 80 s).
+    with socket.socket() as hung:
+        hung.bind(("127.0.0.1", 0))
+        hung.listen(16)
+        base = f"http://127.0.0.1:{hung.getsockname()[1]}"
+        app = new_app(STRIPE_SECRET_KEY=KEY, STRIPE_API_BASE=base, STRIPE_TIMEOUT="0.2")
+        started = time.monotonic()
+        response = submit(app.test_client())
+        waited = time.monotonic() - started
+    assert response.status_code == 502
+    assert "The payment provider is unavailable right now" in response.text
+    assert pledges(database)[0].status is PledgeStatus.FAILED
+    assert ledger_count(database) == 0
+    # Three attempts of 0.2 s and the client's back-off between them, not 80 s each.
+    assert waited < 20
+
+
 def test_amount_below_stripes_minimum_is_a_field_error(
     card: FlaskClient,
     stripe_stub: StripeStub,

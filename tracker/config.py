@@ -27,6 +27,11 @@ DEFAULTS: dict[str, Any] = {
     "STRIPE_SECRET_KEY": None,
     "STRIPE_WEBHOOK_SECRET": None,
     "STRIPE_API_BASE": None,
+    # Seconds one Stripe call may take before it fails (stripe-python waits 80 s).
+    # A donor is waiting on it, and with the client's two retries three 8 s attempts stay
+    # inside gunicorn's 30 s worker timeout, so the donor gets our "try again"
+    # page rather than a killed worker.
+    "STRIPE_TIMEOUT": 8.0,
     "SMTP_URL": None,
     "MAIL_FROM": None,
     "PUBLIC_URL": None,
@@ -86,6 +91,9 @@ def validate(app: Flask) -> None:
     )
     cfg["STRIPE_WEBHOOK_SECRETS"] = _webhook_secrets(cfg["STRIPE_WEBHOOK_SECRET"])
     cfg["STRIPE_API_BASE"] = _optional_url("STRIPE_API_BASE", cfg["STRIPE_API_BASE"])
+    cfg["STRIPE_TIMEOUT"] = _seconds("STRIPE_TIMEOUT", cfg["STRIPE_TIMEOUT"])
+    if not cfg["STRIPE_TIMEOUT"]:
+        raise ConfigError("STRIPE_TIMEOUT", "expected more than 0 seconds")
     cfg["PUBLIC_URL"] = _optional_url("PUBLIC_URL", cfg["PUBLIC_URL"])
     cfg["SMTP_URL"] = _smtp_url(cfg["SMTP_URL"])
     cfg["MAIL_FROM"] = _mail_from(cfg["MAIL_FROM"])

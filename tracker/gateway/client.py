@@ -25,13 +25,24 @@ class StripeGateway:
     livemode: bool
 
 
-def make_client(secret_key: str, api_base: str | None = None) -> stripe.StripeClient:
-    """A ``StripeClient`` for ``secret_key``; ``api_base`` replaces api.stripe.com (tests)."""
+def make_client(
+    secret_key: str, api_base: str | None = None, *, timeout: float = 8.0
+) -> stripe.StripeClient:
+    """A ``StripeClient`` for ``secret_key``.
+
+    :param api_base: replaces api.stripe.com (tests).
+    :param timeout: seconds one HTTP attempt may take (connect and read).
+    """
     addresses: BaseAddresses = {}
     if api_base:
         addresses = {"api": api_base, "files": api_base, "connect": api_base}
     # Retries are safe: every create call carries an idempotency key of ours.
-    return stripe.StripeClient(secret_key, base_addresses=addresses, max_network_retries=2)
+    return stripe.StripeClient(
+        secret_key,
+        base_addresses=addresses,
+        max_network_retries=2,
+        http_client=stripe.RequestsClient(timeout=timeout),
+    )
 
 
 def init_app(app: Flask) -> None:
@@ -40,7 +51,9 @@ def init_app(app: Flask) -> None:
     gateway = None
     if key:
         gateway = StripeGateway(
-            client=make_client(key, app.config.get("STRIPE_API_BASE")),
+            client=make_client(
+                key, app.config.get("STRIPE_API_BASE"), timeout=app.config["STRIPE_TIMEOUT"]
+            ),
             livemode="_live_" in key,
         )
     app.extensions["tracker.stripe"] = gateway
