@@ -10,6 +10,16 @@ from werkzeug.exceptions import HTTPException
 from tracker.db import get_session
 
 _EMBEDDABLE = "tracker_embeddable"
+# Sent on every response unless the view set them.
+_DEFAULT_HEADERS = (
+    ("X-Content-Type-Options", "nosniff"),
+    ("Referrer-Policy", "strict-origin-when-cross-origin"),
+)
+_NO_FRAMING = (
+    ("X-Frame-Options", "DENY"),
+    ("Content-Security-Policy", "frame-ancestors 'none'"),
+    *_DEFAULT_HEADERS,
+)
 
 
 def json_error(status: int, code: str, message: str) -> Response:
@@ -63,10 +73,13 @@ def init_app(app: Flask) -> None:
     @app.after_request
     def _forbid_framing(response: Response) -> Response:
         # Admin and donor pages must never be framed (clickjacking); the embed
-        # routes opt out explicitly with allow_framing().
-        if not getattr(response, _EMBEDDABLE, False):
-            response.headers.setdefault("X-Frame-Options", "DENY")
-            response.headers.setdefault("Content-Security-Policy", "frame-ancestors 'none'")
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("Referrer-Policy", "strict-origin-when-cross-origin")
+        # routes opt out explicitly with allow_framing(). A header a view set
+        # itself wins. One pass over the headers, not one per default: this runs
+        # on every widget load.
+        headers = response.headers
+        present = {name.lower() for name, _ in headers}
+        defaults = _DEFAULT_HEADERS if getattr(response, _EMBEDDABLE, False) else _NO_FRAMING
+        for name, value in defaults:
+            if name.lower() not in present:
+                headers.add(name, value)
         return response
