@@ -1,38 +1,26 @@
-"""Helpers of ``bench/webhooks.py``: seeding a large ledger, signed events, wrk runs.
-
-Self-contained on purpose (loopback only, bounded in time); shares nothing with
-other benchmarks so each can be read alone.
+"""Helpers of ``bench/webhooks.py``: seeding a large ledger with payments and inbox
+rows, and signed events replayed by a wrk script. Databases, gunicorn and wrk
+come from :mod:`harness`, shared by every benchmark here.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import re
 import secrets
 import sqlite3
-import subprocess
-import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
-import psycopg
 import stripe
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from tests.servers import gunicorn  # noqa: E402 -- after the path is set
-from tracker import migrate  # noqa: E402
-from tracker.db import Database  # noqa: E402
-from tracker.domain.periods import PeriodKind  # noqa: E402
-from tracker.services.campaigns import CampaignSpec, create_campaign  # noqa: E402
+from bench import harness
+from tracker.db import Database
+from tracker.domain.periods import PeriodKind
+from tracker.services.campaigns import CampaignSpec, create_campaign
 
 SECRET = "whsec_bench_" + "b" * 32
 SLUG = "bench"
@@ -65,15 +53,6 @@ function request()
   return reqs[idx]
 end
 """
-
-
-@dataclass(frozen=True, slots=True)
-class WrkResult:
-    """Requests per second and the count of non-2xx answers of one wrk run."""
-
-    rps: float
-    requests: int
-    bad: int
 
 
 def _seed_sql(dialect: str, rows: int) -> list[str]:
@@ -115,25 +94,9 @@ def _seed_sql(dialect: str, rows: int) -> list[str]:
 @contextmanager
 def database(kind: str, rows: int, pg_admin_url: str) -> Iterator[str]:
     """A fresh, migrated database with campaign ``bench`` and ``rows`` entries; its URL."""
-    with tempfile.TemporaryDirectory(prefix="tracker-bench-") as tmp:
-        if kind == "sqlite":
-            url = f"sqlite:///{Path(tmp) / 'bench.sqlite3'}"
-            name = None
-        else:
-            name = f"tracker_bench_{secrets.token_hex(4)}"
-            admin = make_url(pg_admin_url).set(drivername="postgresql")
-            with psycopg.connect(
-                admin.render_as_string(hide_password=False), autocommit=True
-            ) as conn:
-                conn.execute(f'CREATE DATABASE "{name}"')
-            url = (
-                make_url(pg_admin_url)
-                .set(drivername="postgresql+psycopg", database=name)
-                .render_as_string(hide_password=False)
-            )
+    with harness.fresh_database(kind, pg_admin_url=pg_admin_url) as url:
         db = Database(url)
         try:
-            migrate.upgrade(db.engine)
             with db.session() as session:
                 create_campaign(
                     session,
@@ -161,18 +124,9 @@ def database(kind: str, rows: int, pg_admin_url: str) -> Iterator[str]:
                 with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
                     conn.exec_driver_sql("VACUUM ANALYZE")
                     conn.exec_driver_sql("CHECKPOINT")
-            db.dispose()
-            yield url
         finally:
             db.dispose()
-            if name is not None:
-                with psycopg.connect(
-                    make_url(pg_admin_url)
-                    .set(drivername="postgresql")
-                    .render_as_string(hide_password=False),
-                    autocommit=True,
-                ) as conn:
-                    conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        yield url
 
 
 def signed_events(path: Path, count: int) -> None:
@@ -216,36 +170,30 @@ def wrk(
     connections: int,
     script: Path | None = None,
     args: list[str] | None = None,
-) -> WrkResult:
-    """Run wrk against ``url``; its requests per second and non-2xx count."""
-    command = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency"]
-    if script is not None:
-        command += ["-s", str(script)]
-    command.append(url)
-    if args:
-        command += ["--", *args]
-    output = subprocess.run(
-        command, check=True, capture_output=True, text=True, timeout=seconds + 60
-    ).stdout
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
-    requests = int(re.search(r"(\d+) requests in", output).group(1))  # type: ignore[union-attr]
-    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
-    return WrkResult(rps, requests, int(bad.group(1)) if bad else 0)
+) -> harness.WrkResult:
+    """One wrk run on ``url`` (with ``script`` and its ``args``, if given)."""
+    return harness.run_wrk(
+        url,
+        duration=seconds,
+        threads=threads,
+        connections=connections,
+        timeout=10,
+        script=script,
+        script_args=args or (),
+    )
 
 
 @contextmanager
 def server(url: str, workers: int) -> Iterator[str]:
     """gunicorn serving the app on ``url``'s database; yields its base URL."""
     env = {
-        "TRACKER_DATABASE_URL": url,
-        "TRACKER_SECRET_KEY": "s" * 40,
-        "TRACKER_STRIPE_WEBHOOK_SECRET": SECRET,
-        "TRACKER_STRIPE_SECRET_KEY": "sk_test_" + "k" * 24,
-        "TRACKER_STRIPE_API_BASE": "http://127.0.0.1:9",
+        "STRIPE_WEBHOOK_SECRET": SECRET,
+        "STRIPE_SECRET_KEY": "sk_test_" + "k" * 24,
+        # Nothing listens there: no event of the benchmark needs the Stripe API.
+        "STRIPE_API_BASE": "http://127.0.0.1:9",
     }
-    os.environ.pop("TRACKER_DATABASE_URL", None)
-    with gunicorn(env, workers=workers) as base:
-        yield base
+    with harness.gunicorn_server(url, workers=workers, env=env) as running:
+        yield running.base_url
 
 
 def lua_script(directory: Path) -> Path:

@@ -20,21 +20,41 @@ import json
 import os
 import statistics
 import sys
-import tempfile
 import time
 import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+if __package__ in (None, ""):
+    # Run as a script (``python bench/embed.py``): make ``bench`` importable.
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import _embed_harness as h
+from bench import _embed_harness as eh
+from bench import harness
 
 ROUTES = {
-    "JSON API": f"/api/v1/campaigns/{h.SLUG}",
-    "iframe page": f"/embed/{h.SLUG}",
-    "SVG image": f"/campaigns/{h.SLUG}/progress.svg",
+    "JSON API": f"/api/v1/campaigns/{eh.SLUG}",
+    "iframe page": f"/embed/{eh.SLUG}",
+    "SVG image": f"/campaigns/{eh.SLUG}/progress.svg",
 }
+
+
+def rps(url: str, args: argparse.Namespace) -> float:
+    """Requests per second of one wrk run on ``url``.
+
+    :raise harness.BenchError: if any response was not 2xx/3xx or the run failed.
+    """
+    result = harness.run_wrk(
+        url,
+        duration=args.seconds,
+        connections=args.connections,
+        cpu=args.wrk_cpu,
+    )
+    if result.non_2xx or result.errors:
+        raise harness.BenchError(
+            f"{result.non_2xx} error responses and {result.errors} socket errors from {url}"
+        )
+    return result.rps
 
 
 def measure(
@@ -50,12 +70,10 @@ def measure(
     rows = []
     for name, path in paths.items():
         values: list[float] = []
-        references = [h.wrk(base + baseline, args.seconds, args.connections, cpu=args.wrk_cpu)]
+        references = [rps(base + baseline, args)]
         for _ in range(args.rounds):
-            values.append(h.wrk(base + path, args.seconds, args.connections, cpu=args.wrk_cpu))
-            references.append(
-                h.wrk(base + baseline, args.seconds, args.connections, cpu=args.wrk_cpu)
-            )
+            values.append(rps(base + path, args))
+            references.append(rps(base + baseline, args))
         # references has one run more than values: each value sits between two of them.
         around = zip(values, references, references[1:], strict=False)
         paired = [v / ((a + b) / 2) for v, a, b in around]
@@ -77,7 +95,7 @@ def measure_proxy(app: str, args: argparse.Namespace) -> list[dict[str, object]]
     """The three routes through nginx's cache, against nginx serving the iframe page as a file."""
     with urllib.request.urlopen(app + ROUTES["iframe page"], timeout=5) as response:
         page = response.read()
-    with h.nginx(app, {"embed.html": page}, args.server_cpu) as proxy:
+    with eh.nginx(app, {"embed.html": page}, args.server_cpu) as proxy:
         for path in ROUTES.values():
             urllib.request.urlopen(proxy + path, timeout=5).read()
         return measure(proxy, ROUTES, "/static/embed.html", args)
@@ -112,16 +130,20 @@ def main() -> int:
         help="run one of the two comparisons (default: both)",
     )
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 2)
-    parser.add_argument(
-        "--pg-url",
-        default=os.environ.get(
-            "TRACKER_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-        ),
-    )
+    parser.add_argument("--pg-url", default=harness.PG_ADMIN_URL)
     args = parser.parse_args()
     args.server_cpu, args.wrk_cpu = args.pin.split(":") if args.pin else (None, None)
-    h.need("wrk")
-    h.need("nginx")
+    try:
+        return run(args)
+    except harness.BenchError as exc:
+        raise SystemExit(f"bench: {exc}") from None
+
+
+def run(args: argparse.Namespace) -> int:
+    """Both comparisons as ``args`` say; print the tables; 1 if a target is missed."""
+    harness.need("wrk")
+    if args.only != "gunicorn":
+        harness.need("nginx")
     results: dict[str, object] = {
         "when": datetime.now(UTC).isoformat(),
         "entries": args.entries,
@@ -132,11 +154,12 @@ def main() -> int:
         "connections": args.connections,
         "pin": args.pin,
     }
-    with h.pg_database(args.pg_url) as url, tempfile.TemporaryDirectory() as tmp:
+    with harness.fresh_database("postgresql", pg_admin_url=args.pg_url) as url:
         started = time.monotonic()
-        h.seed(url, args.entries)
+        eh.seed(url, args.entries)
         results["seed_seconds"] = round(time.monotonic() - started, 1)
-        with h.gunicorn(url, args.workers, Path(tmp) / "gunicorn.log", args.server_cpu) as app:
+        with harness.gunicorn_server(url, workers=args.workers, cpu=args.server_cpu) as server:
+            app = server.base_url
             for path in ROUTES.values():  # warm every worker's process cache
                 for _ in range(args.workers * 2):
                     urllib.request.urlopen(app + path, timeout=5).read()
@@ -157,10 +180,14 @@ def main() -> int:
     (out / f"embed-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json").write_text(
         json.dumps(results, indent=2)
     )
-    missed = [r for r in direct if float(r["ratio"]) < 0.9] + [
-        r for r in proxied if float(r["ratio"]) < 0.8
-    ]  # type: ignore[arg-type]
+    missed = [r for r in direct if _ratio(r) < 0.9] + [r for r in proxied if _ratio(r) < 0.8]
     return 1 if missed else 0
+
+
+def _ratio(row: dict[str, object]) -> float:
+    value = row["ratio"]
+    assert isinstance(value, float)
+    return value
 
 
 if __name__ == "__main__":

@@ -15,8 +15,9 @@ The pieces:
   ``period_totals`` / ``period_donors`` rows, then checked with
   :func:`tracker.services.ledger.check_totals`;
 - :func:`gunicorn_server` -- ``gunicorn wsgi:app`` on a free loopback port,
-  ready when it answers;
-- :func:`run_wrk` -- one bounded ``wrk`` run, parsed;
+  ready when it answers (:func:`serving` does the same for any server);
+- :func:`run_wrk` -- one bounded ``wrk`` run (optionally with a Lua script), parsed;
+- :func:`pinned` -- a command run on given CPUs (``taskset``), for servers and wrk;
 - :func:`interleave` -- alternate several targets and collect their runs.
 """
 
@@ -376,6 +377,28 @@ def free_port() -> int:
         return port
 
 
+def need(program: str) -> str:
+    """The path of ``program`` (also looked for in /usr/sbin, where Debian puts nginx).
+
+    :raise BenchError: naming the Debian package when it is not installed.
+    """
+    path = shutil.which(program) or (
+        f"/usr/sbin/{program}" if Path(f"/usr/sbin/{program}").exists() else None
+    )
+    if path is None:
+        raise BenchError(f"{program} is not installed (Debian/Ubuntu: apt-get install {program})")
+    return path
+
+
+def pinned(cpu: str | None, command: list[str]) -> list[str]:
+    """``command`` run on the CPUs ``cpu`` lists (``taskset -c``), or unchanged without one.
+
+    Pinning the servers and wrk to different CPUs keeps them from taking turns
+    on the same core, which is most of the noise of a 2-core machine.
+    """
+    return [need("taskset"), "-c", cpu, *command] if cpu else command
+
+
 @dataclass(frozen=True, slots=True)
 class Server:
     """A running gunicorn: its base URL and its log file."""
@@ -442,6 +465,7 @@ def gunicorn_server(
     ready_path: str = "/livez",
     start_timeout: float = 30.0,
     env: dict[str, str] | None = None,
+    cpu: str | None = None,
 ) -> Iterator[Server]:
     """Run ``gunicorn wsgi:app`` on a free loopback port until the block ends.
 
@@ -449,6 +473,7 @@ def gunicorn_server(
     group, is stopped with SIGTERM and, if it lingers, SIGKILL.
 
     :param env: extra settings, e.g. ``{"API_CACHE_SECONDS": "1"}`` (``TRACKER_`` added).
+    :param cpu: CPUs to run on (see :func:`pinned`); default any.
     :raise BenchError: if gunicorn exits or does not answer within ``start_timeout``.
     """
     logdir = Path(tempfile.mkdtemp(prefix="tracker_bench_gunicorn_"))
@@ -474,29 +499,60 @@ def gunicorn_server(
         "warning",
         "wsgi:app",
     ]
+    base = f"http://127.0.0.1:{port}"
+    try:
+        with serving(
+            pinned(cpu, command),
+            base + ready_path,
+            log,
+            env=app_environment(database_url, **(env or {})),
+            start_timeout=start_timeout,
+        ) as process:
+            yield Server(base, process.pid, log)
+    finally:
+        shutil.rmtree(logdir, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def serving(
+    command: list[str],
+    ready_url: str,
+    log: Path,
+    *,
+    env: dict[str, str] | None = None,
+    start_timeout: float = 30.0,
+    name: str = "gunicorn",
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Run a server ``command`` (output appended to ``log``) until the block ends.
+
+    Waits until ``ready_url`` answers 200. The server runs in its own process
+    group, is stopped with SIGTERM and, if it lingers, SIGKILL.
+
+    :raise BenchError: if it exits or does not answer within ``start_timeout``.
+    """
     with open(log, "ab") as handle:
         process = subprocess.Popen(
             command,
             cwd=ROOT,
-            env=app_environment(database_url, **(env or {})),
+            env=env,
             stdout=handle,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
     try:
-        server = Server(f"http://127.0.0.1:{port}", process.pid, log)
-        _wait_ready(process, server.url(ready_path), start_timeout, log)
-        yield server
+        _wait_ready(process, ready_url, start_timeout, log, name)
+        yield process
     finally:
         _stop(process)
-        shutil.rmtree(logdir, ignore_errors=True)
 
 
-def _wait_ready(process: subprocess.Popen[bytes], url: str, timeout: float, log: Path) -> None:
+def _wait_ready(
+    process: subprocess.Popen[bytes], url: str, timeout: float, log: Path, name: str
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise BenchError(f"gunicorn exited with {process.returncode}:\n{_tail(log)}")
+            raise BenchError(f"{name} exited with {process.returncode}:\n{_tail(log)}")
         try:
             with urllib.request.urlopen(url, timeout=1) as response:
                 if response.status == 200:
@@ -504,7 +560,7 @@ def _wait_ready(process: subprocess.Popen[bytes], url: str, timeout: float, log:
         except (urllib.error.URLError, OSError):
             pass
         time.sleep(0.1)
-    raise BenchError(f"gunicorn did not answer {url} within {timeout:.0f} s:\n{_tail(log)}")
+    raise BenchError(f"{name} did not answer {url} within {timeout:.0f} s:\n{_tail(log)}")
 
 
 def _tail(log: Path, lines: int = 20) -> str:
@@ -589,33 +645,40 @@ def run_wrk(
     threads: int = 1,
     timeout: float = 2.0,
     cpu_clock: Callable[[], float] | None = None,
+    script: Path | None = None,
+    script_args: Sequence[str] = (),
+    cpu: str | None = None,
 ) -> WrkResult:
     """Load ``url`` (loopback only) with ``wrk`` for ``duration`` seconds and parse the result.
 
     :param cpu_clock: e.g. :meth:`Server.cpu_seconds`; read before and after the run
         to fill :attr:`WrkResult.cpu_us_per_request`.
+    :param script: a wrk Lua script (``-s``), e.g. one that POSTs prepared requests;
+        ``script_args`` are passed to its ``init``.
+    :param cpu: CPUs for wrk (see :func:`pinned`).
 
     :raise BenchError: for a non-loopback URL, a missing ``wrk``, a hang, or a failed run.
     """
     if not url.startswith(("http://127.0.0.1:", "http://[::1]:", "http://localhost:")):
         raise BenchError(f"benchmarks target the loopback interface only, not {url}")
-    wrk = shutil.which("wrk")
-    if wrk is None:
-        raise BenchError("wrk is not installed (Debian/Ubuntu: apt-get install wrk)")
     seconds = max(1, round(duration))
     command = [
-        wrk,
+        need("wrk"),
         f"--threads={threads}",
         f"--connections={connections}",
         f"--duration={seconds}s",
         f"--timeout={timeout:g}s",
         "--latency",
-        url,
     ]
+    if script is not None:
+        command += ["--script", str(script)]
+    command.append(url)
+    if script_args:
+        command += ["--", *script_args]
     cpu_before = cpu_clock() if cpu_clock else float("nan")
     try:
         done = subprocess.run(
-            command, capture_output=True, text=True, timeout=seconds + 30, check=False
+            pinned(cpu, command), capture_output=True, text=True, timeout=seconds + 30, check=False
         )
     except subprocess.TimeoutExpired:
         raise BenchError(f"wrk did not finish within {seconds + 30} s") from None

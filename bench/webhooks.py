@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import sys
 import tempfile
@@ -27,11 +26,12 @@ import time
 from contextlib import ExitStack
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+if __package__ in (None, ""):
+    # Run as a script (``python bench/webhooks.py``): make ``bench`` importable.
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from _webhook_load import WrkResult, database, lua_script, server, signed_events, wrk
-
-PG_ADMIN_URL = os.environ.get("TRACKER_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
+from bench._webhook_load import database, lua_script, server, signed_events, wrk
+from bench.harness import PG_ADMIN_URL, BenchError, WrkResult
 
 
 def measure(
@@ -89,8 +89,8 @@ def measure(
                 "webhook_rps": round(hook),
                 "ratio": round(hook / live, 3),
                 "webhook_rps_rounds": " ".join(str(round(r.rps)) for r in hooks[rows]),
-                "webhook_errors": sum(r.bad for r in hooks[rows]),
-                "livez_errors": sum(r.bad for r in livez[rows]),
+                "webhook_errors": sum(r.non_2xx + r.errors for r in hooks[rows]),
+                "livez_errors": sum(r.non_2xx + r.errors for r in livez[rows]),
             }
         )
     return results
@@ -112,14 +112,18 @@ def main() -> int:
     sizes = [int(s) for s in options.sizes.split(",")]
     results: list[dict[str, float | str]] = []
     for kind in kinds:
-        for result in measure(
-            kind,
-            sizes,
-            seconds=options.seconds,
-            rounds=options.rounds,
-            workers=options.workers,
-            connections=options.connections,
-        ):
+        try:
+            measured = measure(
+                kind,
+                sizes,
+                seconds=options.seconds,
+                rounds=options.rounds,
+                workers=options.workers,
+                connections=options.connections,
+            )
+        except BenchError as exc:
+            raise SystemExit(f"bench: {exc}") from None
+        for result in measured:
             print(json.dumps(result), flush=True)
             results.append(result)
     ok = True
