@@ -507,6 +507,7 @@ def gunicorn_server(
             log,
             env=app_environment(database_url, **(env or {})),
             start_timeout=start_timeout,
+            name="gunicorn",
         ) as process:
             yield Server(base, process.pid, log)
     finally:
@@ -521,7 +522,7 @@ def serving(
     *,
     env: dict[str, str] | None = None,
     start_timeout: float = 30.0,
-    name: str = "gunicorn",
+    name: str = "the server",
 ) -> Iterator[subprocess.Popen[bytes]]:
     """Run a server ``command`` (output appended to ``log``) until the block ends.
 
