@@ -40,6 +40,22 @@ def missing_service(what: str, reason: str) -> None:
     pytest.skip(message)
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """Under ``CI=true`` a skipped test fails, whoever skipped it.
+
+    :func:`missing_service` already fails in CI; this also catches a skip
+    marker, ``importorskip`` or a plain ``pytest.skip`` added later, so a
+    missing service can never turn into a green run.
+    """
+    report: pytest.TestReport = yield
+    if IN_CI and report.skipped and not hasattr(report, "wasxfail"):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
+        report.outcome = "failed"
+        report.longrepr = f"skipped under CI=true, which runs every test: {reason}"
+    return report
+
+
 @pytest.fixture(autouse=True)
 def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     # The developer's own TRACKER_* settings must not leak into tests.
