@@ -38,11 +38,12 @@ local reqs = {}
 local idx = 0
 function init(args)
   local nthreads = tonumber(args[2])
+  local path = args[3] or "/webhooks/stripe"
   local i = 0
   for line in io.lines(args[1]) do
     if i % nthreads == tid then
       local sig, body = line:match("^([^\t]+)\t(.*)$")
-      reqs[#reqs + 1] = wrk.format("POST", "/webhooks/stripe",
+      reqs[#reqs + 1] = wrk.format("POST", path,
         {["Stripe-Signature"] = sig, ["Content-Type"] = "application/json"}, body)
     end
     i = i + 1
@@ -184,15 +185,15 @@ def wrk(
 
 
 @contextmanager
-def server(url: str, workers: int) -> Iterator[str]:
-    """gunicorn serving the app on ``url``'s database; yields its base URL."""
+def server(url: str, workers: int, app: str = "wsgi:app") -> Iterator[str]:
+    """gunicorn serving ``app`` on ``url``'s database; yields its base URL."""
     env = {
         "STRIPE_WEBHOOK_SECRET": SECRET,
         "STRIPE_SECRET_KEY": "sk_test_" + "k" * 24,
         # Nothing listens there: no event of the benchmark needs the Stripe API.
         "STRIPE_API_BASE": "http://127.0.0.1:9",
     }
-    with harness.gunicorn_server(url, workers=workers, env=env) as running:
+    with harness.gunicorn_server(url, workers=workers, env=env, app=app) as running:
         yield running.base_url
 
 

@@ -466,8 +466,9 @@ def gunicorn_server(
     start_timeout: float = 30.0,
     env: dict[str, str] | None = None,
     cpu: str | None = None,
+    app: str = "wsgi:app",
 ) -> Iterator[Server]:
-    """Run ``gunicorn wsgi:app`` on a free loopback port until the block ends.
+    """Run ``gunicorn wsgi:app`` (or ``app``) on a free loopback port until the block ends.
 
     Waits until ``ready_path`` answers 200. The server runs in its own process
     group, is stopped with SIGTERM and, if it lingers, SIGKILL.
@@ -497,7 +498,7 @@ def gunicorn_server(
         str(log),
         "--log-level",
         "warning",
-        "wsgi:app",
+        app,
     ]
     base = f"http://127.0.0.1:{port}"
     try:

@@ -1,0 +1,81 @@
+"""The webhook floor benchmark's routes write what the service writes (bench/_floor_app.py).
+
+If the schema moves on and the floor's hand-written statements no longer fit,
+these fail instead of the benchmark quietly measuring errors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from sqlalchemy import func, select
+
+from bench import _floor_app
+from bench._webhook_load import SECRET, SLUG, signed_events
+from tracker.db import Database
+from tracker.domain.periods import PeriodKind
+from tracker.models import InboxStatus, LedgerEntry, PeriodTotal, Pledge, StripeEvent, StripePayment
+from tracker.services.campaigns import CampaignSpec, create_campaign
+from tracker.services.ledger import check_totals
+
+
+@pytest.fixture
+def floor_app(db_url: str) -> Iterator[Flask]:
+    database = Database(db_url)
+    with database.session() as session:
+        create_campaign(
+            session,
+            CampaignSpec(
+                slug=SLUG, title="Bench", currency="USD", tiers=[0, 10_000], period=PeriodKind.NONE
+            ),
+        )
+        session.commit()
+    database.dispose()
+    app = _floor_app.build({"DATABASE_URL": db_url, "STRIPE_WEBHOOK_SECRET": SECRET})
+    yield app
+    raw = app.extensions.get("floor.raw")
+    if raw is not None:
+        raw.close()
+
+
+def _deliveries(tmp_path: Path, count: int) -> list[tuple[str, str]]:
+    path = tmp_path / "events.tsv"
+    signed_events(path, count)
+    lines = path.read_text().splitlines()
+    return [(sig, body) for sig, body in (line.split("\t", 1) for line in lines)]
+
+
+def test_floor_routes_book_like_the_service(floor_app: Flask, db_url: str, tmp_path: Path) -> None:
+    client = floor_app.test_client()
+    routes = ["/floor/verify", "/floor/store", "/floor/apply", "/floor/apply-once"]
+    deliveries = _deliveries(tmp_path, len(routes))
+    for route, (signature, body) in zip(routes, deliveries, strict=True):
+        response = client.post(route, data=body, headers={"Stripe-Signature": signature})
+        assert response.status_code == 200, response.get_data(as_text=True)
+
+    database = Database(db_url)
+    try:
+        with database.session(write=False) as session:
+            statuses = sorted(session.scalars(select(StripeEvent.status)))
+            # verify stores nothing; store leaves its row received; both applies finish theirs.
+            assert statuses == sorted(
+                [InboxStatus.RECEIVED, InboxStatus.PROCESSED, InboxStatus.PROCESSED]
+            )
+            for model in (Pledge, StripePayment, LedgerEntry):
+                assert session.scalar(select(func.count()).select_from(model)) == 2
+            total = session.scalars(select(PeriodTotal)).one()
+            assert (total.raised, total.payments, total.donors) == (2000, 2, 2)
+            assert check_totals(session) == []
+    finally:
+        database.dispose()
+
+
+def test_floor_routes_refuse_a_bad_signature(floor_app: Flask, tmp_path: Path) -> None:
+    ((_signature, body),) = _deliveries(tmp_path, 1)
+    client = floor_app.test_client()
+    for route in ("/floor/verify", "/floor/apply"):
+        response = client.post(route, data=body, headers={"Stripe-Signature": "t=1,v1=00"})
+        assert response.status_code == 400
