@@ -35,7 +35,6 @@ except ImportError:  # pragma: no cover - Windows has no flock: SQLite writers j
     fcntl = None  # type: ignore[assignment]
 
 from sqlalchemy import (
-    ColumnElement,
     CursorResult,
     Executable,
     Table,
@@ -122,6 +121,16 @@ _WAITING = (
     .order_by(_INBOX.c.api_created_at, _INBOX.c.id)
     .with_for_update(skip_locked=True)
 )
+# The inbox row, locked: only the columns needed to decide, the payload only
+# when the caller does not bring the event (indexed by that).
+_LOCK_INBOX = {
+    with_payload: select(
+        _INBOX.c.status, _INBOX.c.livemode, *([_INBOX.c.payload] if with_payload else [])
+    )
+    .where(_INBOX.c.id == bindparam("event_id"))
+    .with_for_update()
+    for with_payload in (False, True)
+}
 # A new claim learns the pledge created for it.
 _CLAIM_PLEDGE = (
     _PAYMENTS.update()
@@ -210,13 +219,7 @@ def process_event(
     :raise LookupError: if the event is not in the inbox.
     :raise Exception: whatever applying it raised; the caller rolls back.
     """
-    # Only the columns needed to decide; the payload only when not given.
-    columns = [StripeEvent.status, StripeEvent.livemode]
-    if event is None:
-        columns.append(StripeEvent.payload)
-    row = session.execute(
-        select(*columns).where(StripeEvent.id == event_id).with_for_update()
-    ).one_or_none()
+    row = session.execute(_LOCK_INBOX[event is None], {"event_id": event_id}).one_or_none()
     if row is None:
         raise LookupError(f"event {event_id} is not in the inbox")
     status: InboxStatus = row.status
@@ -441,26 +444,16 @@ def _target(
     slug = meta.get("tracker_campaign")
     pledge: Pledge | None = None
     campaign: Campaign | None = None
+    shape = tuple(matches)
     if isinstance(slug, str) and slug:
-        if matches:
-            # The campaign and its pledge in one query (the pledge may be of another campaign).
-            row = session.execute(
-                select(Campaign, Pledge)
-                .outerjoin(Pledge, or_(*matches))
-                .where(Campaign.slug == slug)
-                .order_by(_first_match(matches))
-                .limit(1)
-            ).first()
-            if row is not None:
-                campaign, pledge = row
-        else:
-            campaign = session.scalar(select(Campaign).where(Campaign.slug == slug))
+        # The campaign and its pledge in one query (the pledge may be of another campaign).
+        row = session.execute(_target_statement(shape, True), {"slug": slug, **matches}).first()
+        if row is not None:
+            campaign, pledge = row if matches else (row[0], None)
         if campaign is None:
             return Result(InboxStatus.IGNORED, f"no campaign {slug!r} here")
     elif matches:
-        pledge = session.scalars(
-            select(Pledge).where(or_(*matches)).order_by(_first_match(matches)).limit(1)
-        ).first()
+        pledge = session.scalars(_target_statement(shape, False), matches).first()
         if pledge is not None:
             campaign = session.get(Campaign, pledge.campaign_id)
     if campaign is None:
@@ -471,30 +464,59 @@ def _target(
     return _Target(campaign, pledge)
 
 
+# The columns a Stripe object may name its pledge by, the one to trust most first.
+_PLEDGE_KEYS: dict[str, Any] = {
+    "pledge_id": Pledge.id,
+    "checkout_session_id": Pledge.stripe_checkout_session_id,
+    "payment_intent_id": Pledge.stripe_payment_intent_id,
+    "subscription_id": Pledge.stripe_subscription_id,
+}
+
+
 def _pledge_matches(
     meta: dict[str, Any],
     checkout_session_id: str | None,
     payment_intent_id: str | None,
     subscription_id: str | None,
-) -> list[ColumnElement[bool]]:
-    """The ways an object names its pledge, the one to trust most first."""
-    matches: list[ColumnElement[bool]] = []
+) -> dict[str, Any]:
+    """The ways an object names its pledge, in the order of :data:`_PLEDGE_KEYS`."""
+    matches: dict[str, Any] = {}
     raw = meta.get("tracker_pledge")
     if isinstance(raw, str | int) and str(raw).isdigit():
-        matches.append(Pledge.id == int(raw))
-    for column, value in (
-        (Pledge.stripe_checkout_session_id, checkout_session_id),
-        (Pledge.stripe_payment_intent_id, payment_intent_id),
-        (Pledge.stripe_subscription_id, subscription_id),
+        matches["pledge_id"] = int(raw)
+    for key, value in (
+        ("checkout_session_id", checkout_session_id),
+        ("payment_intent_id", payment_intent_id),
+        ("subscription_id", subscription_id),
     ):
         if value:
-            matches.append(column == value)
+            matches[key] = value
     return matches
 
 
-def _first_match(matches: list[ColumnElement[bool]]) -> ColumnElement[int]:
-    """Order pledges by the first of ``matches`` they satisfy (our metadata before ids)."""
-    return case(*((match, rank) for rank, match in enumerate(matches)), else_=len(matches))
+@cache
+def _target_statement(shape: tuple[str, ...], by_slug: bool) -> Executable:
+    """The query of :func:`_target` for one combination of ids, built once.
+
+    Building a statement and its cache key cost more than running it; only the
+    combination of ids an object carries changes its shape, the values come as
+    parameters. The pledge sought is the one matching the most trusted id.
+    """
+    conditions = [_PLEDGE_KEYS[key] == bindparam(key) for key in shape]
+    first = case(
+        *((condition, rank) for rank, condition in enumerate(conditions)), else_=len(conditions)
+    )
+    if not by_slug:
+        return select(Pledge).where(or_(*conditions)).order_by(first).limit(1)
+    if not conditions:
+        return select(Campaign).where(Campaign.slug == bindparam("slug"))
+    return (
+        select(Campaign, Pledge)
+        .outerjoin(Pledge, or_(*conditions))
+        .where(Campaign.slug == bindparam("slug"))
+        .order_by(first)
+        .limit(1)
+    )
 
 
 def _move_pledge(session: Session, pledge: Pledge, target: PledgeStatus, **values: Any) -> bool:
