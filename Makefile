@@ -46,6 +46,7 @@ bench: $(VENV)/.installed
 	$(BIN)/python bench/progress_api.py
 	$(BIN)/python bench/embed.py
 	$(BIN)/python bench/webhooks.py
+	$(BIN)/python bench/webhook_floor.py
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache .mypy_cache .ruff_cache
