@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 
@@ -55,6 +56,7 @@ def _payload() -> str:
         ("missing header", "missing Stripe-Signature"),
         ("empty header", "missing Stripe-Signature"),
         ("garbage header", "no valid timestamp"),
+        ("non-ASCII signature", "not ASCII"),
         ("wrong secret", "no signature matches"),
         ("tampered body", "no signature matches"),
         ("no v1 signature", "no signature matches"),
@@ -77,6 +79,9 @@ def test_bad_signatures_are_refused(
             headers["Stripe-Signature"] = ""
         case "garbage header":
             headers["Stripe-Signature"] = "nonsense"
+        case "non-ASCII signature":
+            # Servers pass bytes 0x80-0xFF through in header values (obs-text).
+            headers["Stripe-Signature"] = f"t={now},v1=\u00e9"
         case "wrong secret":
             headers["Stripe-Signature"] = sign(payload, OTHER_SECRET)
         case "tampered body":
@@ -111,6 +116,21 @@ def test_signed_bodies_that_are_not_events_are_refused(
         content_type="application/json",
     )
     assert response.status_code == 400
+    assert _stored(session) == 0
+
+
+def test_a_signed_event_created_out_of_range_is_400(client: FlaskClient, session: Session) -> None:
+    body = json.dumps(
+        {
+            "id": "evt_far",
+            "type": "payment_intent.succeeded",
+            "created": 10**20,
+            "data": {"object": {}},
+        }
+    )
+    response = post(client, body)
+    assert response.status_code == 400
+    assert response.get_json()["message"] == "the event's created time is out of range"
     assert _stored(session) == 0
 
 

@@ -86,6 +86,9 @@ def verify(
     """
     if not header:
         raise InvalidWebhook("missing Stripe-Signature header")
+    if not header.isascii():
+        # stripe-python's constant-time compare raises TypeError on non-ASCII text.
+        raise InvalidWebhook("the Stripe-Signature header is not ASCII")
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
@@ -134,11 +137,15 @@ def parse_event(text: str) -> WebhookEvent:
         or not isinstance(obj, dict)
     ):
         raise InvalidWebhook("the body is not a Stripe event (id, type, created, data.object)")
+    try:
+        when = datetime.fromtimestamp(created, UTC)
+    except (OverflowError, ValueError, OSError):
+        raise InvalidWebhook("the event's created time is out of range") from None
     return WebhookEvent(
         id=ident,
         type=kind,
         livemode=bool(data.get("livemode", False)),
-        created=datetime.fromtimestamp(created, UTC),
+        created=when,
         object=obj,
         payload=text,
     )
