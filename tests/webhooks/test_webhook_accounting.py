@@ -201,6 +201,22 @@ def test_payment_link_without_pledge_creates_one(
     assert totals(client, session) == (4200, 1, 1)
 
 
+@pytest.mark.parametrize("foreign", ["\u00b2", "99999999999", "-1", "12abc", ""])
+def test_tracker_pledge_metadata_that_is_no_id_of_ours_is_a_payment_link(
+    client: FlaskClient, session: Session, fund: str, foreign: str
+) -> None:
+    # Someone else's value in our key (or a superscript digit, which str.isdigit
+    # accepts): the payment is still booked, through a pledge created for it.
+    intent = new_id("pi")
+    meta = {"tracker_campaign": fund, "tracker_pledge": foreign}
+    payload = event("payment_intent.succeeded", payment_intent(meta=meta, intent_id=intent))
+    assert deliver_ok(client, payload)["status"] == "processed"
+    session.rollback()
+    session.expire_all()
+    assert session.scalars(select(Pledge.stripe_payment_intent_id)).one() == intent
+    assert totals(client, session) == (2500, 1, 1)
+
+
 # ----------------------------------------------------------------- not applied
 
 

@@ -98,6 +98,8 @@ FINAL = frozenset({InboxStatus.PROCESSED, InboxStatus.IGNORED})
 RETRYABLE = (InboxStatus.RECEIVED, InboxStatus.FAILED, InboxStatus.DEFERRED)
 CURRENCY_MISMATCH = "currency_mismatch"
 _MAX_ERROR = 2000
+# Pledge ids are 32-bit integers on PostgreSQL: nine digits always fit.
+_MAX_PLEDGE_DIGITS = 9
 # Core tables, for hot-path writes that need no ORM object.
 _INBOX = cast(Table, StripeEvent.__table__)
 _PAYMENTS = cast(Table, StripePayment.__table__)
@@ -482,8 +484,11 @@ def _pledge_matches(
     """The ways an object names its pledge, in the order of :data:`_PLEDGE_KEYS`."""
     matches: dict[str, Any] = {}
     raw = meta.get("tracker_pledge")
-    if isinstance(raw, str | int) and str(raw).isdigit():
-        matches["pledge_id"] = int(raw)
+    text = str(raw) if isinstance(raw, str | int) and not isinstance(raw, bool) else ""
+    # ASCII digits only ("²".isdigit() is true), and within the id column's range:
+    # anything else is not one of our pledges, and must not fail the event forever.
+    if text.isascii() and text.isdigit() and len(text) <= _MAX_PLEDGE_DIGITS:
+        matches["pledge_id"] = int(text)
     for key, value in (
         ("checkout_session_id", checkout_session_id),
         ("payment_intent_id", payment_intent_id),
