@@ -21,7 +21,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 from tests import factories
-from tests.conftest import PG_ADMIN_URL
+from tests.conftest import PG_ADMIN_URL, _empty_postgresql
 from tests.servers import gunicorn
 from tests.stripe_helpers import (
     NOWHERE,
@@ -252,3 +252,63 @@ def test_refunds_racing_their_payments_settle_after_a_retry(
         select(StripeEvent.status).where(StripeEvent.status != InboxStatus.PROCESSED)
     ).all()
     assert left == []
+
+
+# ------------------------------------------------------ interleaved transactions
+
+
+@pytest.fixture
+def pg_url(pg_server_url: str) -> Iterator[str]:
+    """The PostgreSQL test database alone: these races need two concurrent writers."""
+    yield pg_server_url
+    _empty_postgresql(pg_server_url)
+
+
+def test_a_woken_refund_reads_the_refunded_amount_under_its_lock(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # R1 (2,000 refunded) waits for the charge; the Checkout event books the payment
+    # knowing only its PaymentIntent, so R1 sleeps on; R2 (1,000) is booked through
+    # the PaymentIntent. Then payment_intent.succeeded reads the payment row and,
+    # while it runs, another worker commits R3 (2,500). Its wake-up applies R1,
+    # which must see 2,500 already refunded (nothing to book), not the 1,000 the
+    # session read before taking the lock.
+    app = webhook_app(pg_url)
+    client = app.test_client()
+    database: Database = app.extensions["tracker.db"]
+    with database.session() as setup:
+        factories.campaign(setup)
+    intent, ch = new_id("pi"), new_id("ch")
+    r1, r2, r3 = (
+        event("charge.refunded", charge(charge_id=ch, intent_id=intent, refunded=amount))
+        for amount in (2000, 1000, 2500)
+    )
+    assert deliver_ok(client, r1)["status"] == "deferred"
+    checkout = checkout_session(meta=metadata(), payment_intent=intent)
+    assert deliver_ok(client, event("checkout.session.completed", checkout))["status"] == (
+        "processed"
+    )
+    assert deliver_ok(client, r2)["status"] == "processed"
+
+    other = Database(pg_url)
+    wake = stripe_events._wake
+    interleaved: list[str] = []
+
+    def wake_after_another_worker(session: Session, ids: list[str]) -> None:
+        if not interleaved:
+            delivered = stripe_events.deliver(
+                other.session, stripe_events.parse_event(r3), livemode=False
+            )
+            interleaved.append(delivered.status.value)
+        wake(session, ids)
+
+    monkeypatch.setattr(stripe_events, "_wake", wake_after_another_worker)
+    paid = payment_intent(meta=metadata(), intent_id=intent, charge_id=ch)
+    deliver_ok(client, event("payment_intent.succeeded", paid))
+    other.dispose()
+    assert interleaved == ["processed"]
+    with database.session(write=False) as session:
+        assert totals(client, session) == (0, 1, 1)
+        refunds = session.scalars(select(LedgerEntry.amount).where(LedgerEntry.amount < 0)).all()
+        assert sorted(refunds) == [-1500, -1000]
+    database.dispose()

@@ -763,7 +763,9 @@ def _find_payment(
         return None
     query = select(StripePayment).where(or_(*conditions)).order_by(StripePayment.id).limit(1)
     if lock:
-        query = query.with_for_update()
+        # The lock's read must win over a copy this session loaded earlier without
+        # it: another transaction may have committed a newer ``refunded`` since.
+        query = query.with_for_update().execution_options(populate_existing=True)
     return session.scalars(query).first()
 
 
