@@ -167,6 +167,27 @@ def test_a_refund_of_someone_elses_payment_is_ignored_after_asking_stripe(
     assert totals(client, session) == (0, 0, 0)
 
 
+def test_a_refund_of_another_campaigns_payment_is_ignored_after_asking_stripe_once(
+    app: Flask, client: FlaskClient, session: Session, stripe_api: stripe.StripeClient
+) -> None:
+    # Our metadata key, but a campaign that is not here (another install on the same
+    # Stripe account, or a deleted campaign): resolved as ignored, not asked forever.
+    factories.campaign(session)
+    intent = _paid_intent(stripe_api, "elsewhere", 1500)
+    charge = stripe_api.v1.charges.retrieve(_charge_id(intent))
+    refund = event("charge.refunded", {**charge.to_dict(for_json=True), "amount_refunded": 1500})
+    assert deliver_ok(client, refund)["status"] == "deferred"
+    runner = app.test_cli_runner()
+    result = runner.invoke(args=["tracker", "retry-inbox"])
+    assert result.exit_code == 0, result.output
+    assert "1 ignored" in result.output
+    assert runner.invoke(args=["tracker", "retry-inbox"]).output.strip() == "0 event(s)"
+    session.rollback()
+    session.expire_all()
+    assert session.get_one(StripeEvent, json.loads(refund)["id"]).status is InboxStatus.IGNORED
+    assert totals(client, session) == (0, 0, 0)
+
+
 def test_localstripe_webhooks_reach_gunicorn(
     db_url: str,
     localstripe_url: str,

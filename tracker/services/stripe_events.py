@@ -1233,7 +1233,15 @@ def _resolve(
             created = charge.get("created") if isinstance(charge, dict) else None
             paid_at = _instant(created, _instant(intent.get("created"), row.api_created_at))
             # Books the payment; waking then applies this event in the same transaction.
-            _payment_intent_succeeded(session, intent, paid_at=paid_at)
+            booking = _payment_intent_succeeded(session, intent, paid_at=paid_at)
+            if booking.status is InboxStatus.IGNORED and not _id(intent.get("invoice")):
+                # Metadata of a campaign that is not here (another install on the
+                # same Stripe account, a deleted campaign): asking again changes nothing.
+                _finish(
+                    session,
+                    event_id,
+                    Result(InboxStatus.IGNORED, f"its payment is not booked here: {booking.note}"),
+                )
         session.commit()
 
 
