@@ -507,6 +507,33 @@ def test_an_exception_mid_processing_leaves_nothing_and_the_retry_books_once(
     assert _pledge(session, pledge.id).status is PledgeStatus.PAID
 
 
+def test_events_that_stay_deferred_do_not_starve_newer_ones_in_the_retry(
+    app: Flask, client: FlaskClient, session: Session, fund: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Three refunds of payments that are not ours never resolve without the Stripe
+    # API; a newer payment fails once. With room for three events per run, the
+    # payment must still be retried (least tried first), not wait behind them forever.
+    for n in range(3):
+        stranger = charge(charge_id=new_id("ch"), intent_id=new_id("pi"), refunded=100)
+        old = event("charge.refunded", stranger, created=T0 + n)
+        assert deliver_ok(client, old)["status"] == "deferred"
+    paid = event("payment_intent.succeeded", payment_intent(meta=metadata(fund)), created=T0 + 99)
+    real = stripe_events.record_entry
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("injected failure")
+
+    monkeypatch.setattr(stripe_events, "record_entry", broken)
+    assert post(client, paid).status_code == 500
+    monkeypatch.setattr(stripe_events, "record_entry", real)
+
+    factory = app.extensions["tracker.db"].session
+    runs = [retry_inbox(factory, livemode=False, limit=3).statuses for _ in range(2)]
+    assert runs == [{"deferred": 3}, {"processed": 1, "deferred": 2}]
+    assert totals(client, session) == (2500, 1, 1)
+    assert _status(session, _event_id(paid)) is InboxStatus.PROCESSED
+
+
 def test_retry_inbox_command(app: Flask, client: FlaskClient, session: Session, fund: str) -> None:
     intent, ch, paid = _paid_pi(fund)
     refund = event("charge.refunded", charge(charge_id=ch, intent_id=intent, refunded=2500))

@@ -1142,7 +1142,10 @@ def retry_inbox(
 ) -> Report:
     """Apply again the inbox events that are not final: received, failed or deferred.
 
-    Oldest first, each in its own transaction. A deferred event whose payment
+    Least tried first, then oldest, each in its own transaction: events that can
+    stay deferred for good (refunds of payments that are not ours when Stripe
+    cannot be asked) sink behind newer ones instead of filling every run's
+    ``limit`` and starving them. A deferred event whose payment
     never arrived is resolved through the Stripe API when ``gateway`` is given:
     the payment is fetched and booked (if it is ours), then the event applied;
     if the payment is not ours the event is ignored. An event that fails again
@@ -1157,7 +1160,7 @@ def retry_inbox(
         pending = session.execute(
             select(StripeEvent.id, StripeEvent.status, StripeEvent.waiting_for)
             .where(StripeEvent.status.in_(RETRYABLE))
-            .order_by(StripeEvent.api_created_at, StripeEvent.id)
+            .order_by(StripeEvent.attempts, StripeEvent.api_created_at, StripeEvent.id)
             .limit(limit)
         ).all()
     for event_id, status, waiting_for in pending:
