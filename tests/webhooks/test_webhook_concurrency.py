@@ -11,6 +11,7 @@ import threading
 import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -30,6 +31,7 @@ from tests.stripe_helpers import (
     checkout_session,
     deliver_ok,
     event,
+    invoice,
     metadata,
     new_id,
     payment_intent,
@@ -41,7 +43,7 @@ from tests.stripe_helpers import (
 )
 from tracker import migrate
 from tracker.db import Database
-from tracker.models import InboxStatus, LedgerEntry, StripeEvent
+from tracker.models import InboxStatus, LedgerEntry, PledgeFrequency, StripeEvent
 from tracker.services import stripe_events
 
 pytestmark = pytest.mark.slow
@@ -264,8 +266,17 @@ def pg_url(pg_server_url: str) -> Iterator[str]:
     _empty_postgresql(pg_server_url)
 
 
+@pytest.fixture
+def opened() -> Iterator[list[Database]]:
+    """Databases a test opens, disposed of even when it fails (before pg_url empties)."""
+    databases: list[Database] = []
+    yield databases
+    for database in databases:
+        database.dispose()
+
+
 def test_a_woken_refund_reads_the_refunded_amount_under_its_lock(
-    pg_url: str, monkeypatch: pytest.MonkeyPatch
+    pg_url: str, opened: list[Database], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # R1 (2,000 refunded) waits for the charge; the Checkout event books the payment
     # knowing only its PaymentIntent, so R1 sleeps on; R2 (1,000) is booked through
@@ -276,6 +287,7 @@ def test_a_woken_refund_reads_the_refunded_amount_under_its_lock(
     app = webhook_app(pg_url)
     client = app.test_client()
     database: Database = app.extensions["tracker.db"]
+    opened.append(database)
     with database.session() as setup:
         factories.campaign(setup)
     intent, ch = new_id("pi"), new_id("ch")
@@ -291,6 +303,7 @@ def test_a_woken_refund_reads_the_refunded_amount_under_its_lock(
     assert deliver_ok(client, r2)["status"] == "processed"
 
     other = Database(pg_url)
+    opened.append(other)
     wake = stripe_events._wake
     interleaved: list[str] = []
 
@@ -305,10 +318,79 @@ def test_a_woken_refund_reads_the_refunded_amount_under_its_lock(
     monkeypatch.setattr(stripe_events, "_wake", wake_after_another_worker)
     paid = payment_intent(meta=metadata(), intent_id=intent, charge_id=ch)
     deliver_ok(client, event("payment_intent.succeeded", paid))
-    other.dispose()
     assert interleaved == ["processed"]
     with database.session(write=False) as session:
         assert totals(client, session) == (0, 1, 1)
         refunds = session.scalars(select(LedgerEntry.amount).where(LedgerEntry.amount < 0)).all()
         assert sorted(refunds) == [-1500, -1000]
-    database.dispose()
+
+
+def test_a_new_monthly_donors_checkout_and_first_invoice_at_once_do_not_deadlock(
+    pg_url: str, opened: list[Database], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Stripe sends checkout.session.completed and invoice.paid of a new subscription
+    # at the same moment. The Checkout event updates its pledge, then claims the
+    # invoice's payment; invoice.paid must not claim first and then wait for the
+    # pledge (PostgreSQL would detect a deadlock and fail one of them).
+    database = Database(pg_url)
+    opened.append(database)
+    with database.session() as setup:
+        factories.campaign(setup)
+        pledge = pending_pledge(setup, frequency=PledgeFrequency.MONTHLY, amount=1000)
+        pledge_id, session_id = pledge.id, pledge.stripe_checkout_session_id
+    sub, inv = new_id("sub"), new_id("in")
+    meta = metadata("fund", pledge_id)
+    completed = checkout_session(
+        meta=meta,
+        mode="subscription",
+        subscription=sub,
+        invoice=inv,
+        amount=1000,
+        session_id=session_id,
+    )
+    completed["customer"] = "cus_test"
+    checkout = stripe_events.parse_event(event("checkout.session.completed", completed))
+    paid = stripe_events.parse_event(
+        event("invoice.paid", invoice(meta=meta, subscription=sub, invoice_id=inv))
+    )
+
+    # Hold the Checkout event between its pledge update and its claim until the
+    # invoice has claimed (or, once fixed, could not get that far: 2 s).
+    pledge_updated, invoice_claimed = threading.Event(), threading.Event()
+    book, pledge_paid = stripe_events._book_payment, stripe_events._pledge_paid
+
+    def held_book(session: Session, target: Any, payment: Any) -> Any:
+        if threading.current_thread().name == "checkout":
+            pledge_updated.set()
+            invoice_claimed.wait(2)
+        return book(session, target, payment)
+
+    def noting_paid(session: Session, pledge: Any, payment: Any) -> None:
+        if threading.current_thread().name == "invoice":
+            invoice_claimed.set()
+        pledge_paid(session, pledge, payment)
+
+    monkeypatch.setattr(stripe_events, "_book_payment", held_book)
+    monkeypatch.setattr(stripe_events, "_pledge_paid", noting_paid)
+    outcomes: dict[str, str] = {}
+
+    def deliver(name: str, hook: stripe_events.WebhookEvent) -> None:
+        if name == "invoice":
+            pledge_updated.wait(10)
+        try:
+            outcomes[name] = stripe_events.deliver(database.session, hook, livemode=False).status
+        except Exception as exc:  # the failure this test is about, reported below
+            outcomes[name] = f"{type(exc).__name__}: {exc}"[:300]
+
+    threads = [
+        threading.Thread(target=deliver, args=(name, hook), name=name)
+        for name, hook in (("checkout", checkout), ("invoice", paid))
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert outcomes == {"checkout": "processed", "invoice": "processed"}
+    with database.session(write=False) as session:
+        entries = session.scalars(select(LedgerEntry.amount)).all()
+        assert entries == [1000]

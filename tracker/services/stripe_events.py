@@ -133,6 +133,15 @@ _LOCK_INBOX = {
     .with_for_update()
     for with_payload in (False, True)
 }
+# A pledge about to be paid, locked (see _book_payment). FOR NO KEY UPDATE on
+# PostgreSQL (key_share): it still waits for a Checkout event that updated the
+# pledge's Stripe ids (unique columns: a key update), and lets through the foreign
+# keys of other events' rows to the pledge (a refund's ledger entry).
+_LOCK_PLEDGE = (
+    select(_PLEDGES.c.id)
+    .where(_PLEDGES.c.id == bindparam("pledge_id"))
+    .with_for_update(key_share=True)
+)
 # A new claim learns the pledge created for it.
 _CLAIM_PLEDGE = (
     _PAYMENTS.update()
@@ -606,6 +615,12 @@ def _book_payment(session: Session, target: _Target, payment: _Payment) -> Resul
     flag = CURRENCY_MISMATCH if payment.currency != campaign.currency else None
     # Without a pledge yet, the donor key may need the id of the one created below.
     donor_key = _donor_key(pledge.donor_email, pledge.id, payment) if pledge else ""
+    if pledge is not None:
+        # Lock order: the pledge before the claim. A Checkout event updates its pledge
+        # first; without this, the invoice.paid or payment_intent.succeeded of the same
+        # payment would claim first and then wait for the pledge (the claim's foreign
+        # key), and the two would deadlock on PostgreSQL.
+        session.execute(_LOCK_PLEDGE, {"pledge_id": pledge.id})
     # Core INSERT … RETURNING id: everything else about a new row is known here, so
     # the hot path needs no ORM object for it. With a pledge, the row is complete.
     claimed = session.scalar(
