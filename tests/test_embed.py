@@ -179,6 +179,10 @@ def test_svg_is_well_formed_with_tier_labels(client: FlaskClient) -> None:
         ("/embed/demo?cta-href=javascript:alert(1)", "cta-href must be"),
         ("/embed/demo?cta-href=//evil.example/", "cta-href must be"),
         ("/embed/demo?cta-href=data:text/html,x", "cta-href must be"),
+        # URLs Python's urlsplit() itself refuses (an unclosed IPv6 bracket, a host
+        # that NFKC normalisation changes): refused like any other, not a 500.
+        ("/embed/demo?cta=x&cta-href=http://%5B", "cta-href must be"),
+        ("/embed/demo?cta-href=http://ex%EF%BC%83ample.org/", "cta-href must be"),
         ("/campaigns/demo/progress.svg?cta=x", "unknown option"),
         ("/campaigns/demo/progress.svg?color=%3Cscript%3E", "color must be"),
     ],
@@ -261,10 +265,14 @@ def test_builder_shows_escaped_snippets_for_the_chosen_options(client: FlaskClie
 
 
 @pytest.mark.usefixtures("demo")
-def test_builder_reports_a_bad_option(client: FlaskClient) -> None:
-    response = client.get("/campaigns/demo/embed?size=huge")
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [("size=huge", "size must be full or compact"), ("cta-href=http://%5B::1", "cta-href must be")],
+)
+def test_builder_reports_a_bad_option(client: FlaskClient, query: str, message: str) -> None:
+    response = client.get(f"/campaigns/demo/embed?{query}")
     assert response.status_code == 400
-    assert "size must be full or compact" in response.get_data(as_text=True)
+    assert message in response.get_data(as_text=True)
 
 
 @pytest.mark.usefixtures("demo")

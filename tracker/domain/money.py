@@ -106,11 +106,24 @@ def _input_pattern(locale: str, currency: str) -> re.Pattern[str]:
     return re.compile(rf"^\d+(?:{grouping}\d+)*(?:{decimal}\d*)?$|^{decimal}\d+$")
 
 
+_SPACES = " \t\u00a0\u202f"
+
+
 def _strip_currency(text: str, currency: str, locale: str) -> str:
+    """``text`` without one currency symbol or code at its start or end (not inside:
+    ``"5$0"`` is not an amount)."""
     symbols = {get_currency_symbol(currency, locale), get_currency_symbol(currency, "en"), currency}
-    for token in sorted(symbols, key=len, reverse=True):
-        text = text.replace(token, "")
-    return text.strip(" \t\u00a0\u202f")
+    tokens = sorted(symbols, key=len, reverse=True)
+    text = text.strip(_SPACES)
+    for token in tokens:
+        if text.startswith(token):
+            text = text[len(token) :].lstrip(_SPACES)
+            break
+    for token in tokens:
+        if text.endswith(token):
+            text = text[: -len(token)].rstrip(_SPACES)
+            break
+    return text
 
 
 def parse_amount(

@@ -155,7 +155,9 @@ def submit(slug: str) -> BaseResponse:
     session = get_session()
     if page.closed_reason:
         return _render(page, None, status=409)
-    donate_form = DonateForm(page.campaign, page.presets)
+    # The form's fields only: Flask-WTF would otherwise also read a JSON body or
+    # uploaded files as field values, which the validators cannot take.
+    donate_form = DonateForm(page.campaign, page.presets, formdata=request.form)
     if not donate_form.validate() or donate_form.pledge is None:
         error = None
         if donate_form.csrf_failed:

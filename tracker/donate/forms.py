@@ -37,6 +37,8 @@ FREQUENCIES = (
 )
 # Text fields may hold newlines and tabs (the message), nothing else invisible:
 # PostgreSQL refuses NUL, and other control characters are never intended.
+# Presets are amounts in minor units below AMOUNT_LIMIT (10**15): 16 digits at most.
+_MAX_PRESET_DIGITS = 16
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
@@ -151,7 +153,14 @@ class DonateForm(FlaskForm):
                 message = str(exc)
                 _fail(self.custom_amount, message[:1].upper() + message[1:] + ".")
                 return None
-        if choice and choice.isascii() and choice.isdigit() and int(choice) in self.presets:
+        # Bounded before int(): Python refuses to convert over 4,300 digits.
+        if (
+            choice
+            and choice.isascii()
+            and choice.isdigit()
+            and len(choice) <= _MAX_PRESET_DIGITS
+            and int(choice) in self.presets
+        ):
             return int(choice)
         if choice:
             _fail(self.amount, "Choose one of the amounts shown, or enter your own.")

@@ -115,7 +115,10 @@ def _href(value: str | None) -> str | None:
         return None
     if len(value) > MAX_HREF or _UNPRINTABLE.search(value) or " " in value:
         raise OptionError("cta-href must be an http(s) URL or a path starting with /")
-    parts = urlsplit(value)
+    try:
+        parts = urlsplit(value)
+    except ValueError:  # "http://[", netlocs that NFKC normalisation changes
+        raise OptionError("cta-href must be an http(s) URL or a path starting with /") from None
     absolute = parts.scheme in ("http", "https") and bool(parts.netloc)
     # "//host" is protocol-relative, not a path; javascript: and data: are refused.
     path = not parts.scheme and not parts.netloc and value.startswith("/")
