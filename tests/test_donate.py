@@ -6,6 +6,7 @@ Every test runs on SQLite and PostgreSQL. Stripe is the loopback stub in
 
 from __future__ import annotations
 
+import io
 import re
 import secrets
 import time
@@ -233,6 +234,9 @@ CASES = [
     ({"frequency": ""}, "frequency", "Choose one time or monthly."),
     ({"amount": "1"}, "amount", "Choose one of the amounts shown, or enter your own."),
     ({"amount": "-2500"}, "amount", "Choose one of the amounts shown, or enter your own."),
+    # More digits than Python converts to an int (4,300): refused, not a 500.
+    ({"amount": "9" * 4301}, "amount", "Choose one of the amounts shown, or enter your own."),
+    ({"custom_amount": "5$0"}, "custom_amount", "is not an amount."),
 ]
 
 
@@ -274,6 +278,37 @@ def test_csrf_token_missing_or_wrong_is_400_and_writes_nothing(
     other = client.application.test_client()  # another browser session
     stolen = csrf_token(other)
     assert client.post("/donate/fund", data={**VALID, "csrf_token": stolen}).status_code == 400
+    assert pledges(database) == []
+
+
+def test_a_json_body_is_not_read_as_the_form(
+    client: FlaskClient, database: Database, fund: Campaign
+) -> None:
+    # Flask-WTF would read a JSON body as the form; values that are not strings
+    # (or a body that is not an object) then broke the validators.
+    token = csrf_token(client)
+    for body in (
+        {**VALID, "csrf_token": token, "name": 123, "email": {"x": 1}},
+        {**VALID, "csrf_token": 5},
+        [1, 2],
+        5,
+    ):
+        response = client.post("/donate/fund", json=body)
+        assert response.status_code == 400, body
+        assert '<form method="post"' in response.text  # the form again, with its messages
+    assert pledges(database) == []
+
+
+def test_a_file_in_place_of_a_field_is_ignored(
+    client: FlaskClient, database: Database, fund: Campaign
+) -> None:
+    data: dict[str, Any] = {**VALID, "csrf_token": csrf_token(client)}
+    data["email"] = (io.BytesIO(b"ada@example.org"), "email.txt")
+    data["message"] = (io.BytesIO(b"x"), "message.txt")
+    response = client.post("/donate/fund", data=data, content_type="multipart/form-data")
+    assert response.status_code == 400
+    error = re.search(r'<p class="field-error" id="email-error">(.*?)</p>', response.text, re.S)
+    assert error and "Enter your e-mail address" in error.group(1)
     assert pledges(database) == []
 
 
