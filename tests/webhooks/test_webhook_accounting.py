@@ -305,6 +305,27 @@ def test_refund_before_payment_is_applied_after_it(
     assert totals(client, session) == (1500, 1, 1)
 
 
+@pytest.mark.parametrize("kind", ["refund", "dispute"])
+def test_an_early_refund_or_dispute_is_applied_when_checkout_alone_books_the_payment(
+    client: FlaskClient, session: Session, fund: str, kind: str
+) -> None:
+    # The Checkout Session knows the PaymentIntent but not the charge: the deferred
+    # event waits on the PaymentIntent, so the Checkout booking applies it at once.
+    intent, ch = new_id("pi"), new_id("ch")
+    if kind == "refund":
+        early = event("charge.refunded", charge(charge_id=ch, intent_id=intent, refunded=1000))
+        expected = (1500, 1, 1)
+    else:
+        lost = dispute(dispute_id=new_id("dp"), charge_id=ch, intent_id=intent, status="lost")
+        early = event("charge.dispute.closed", lost)
+        expected = (0, 1, 1)
+    assert deliver_ok(client, early)["status"] == "deferred"
+    checkout = checkout_session(meta=metadata(fund), payment_intent=intent)
+    deliver_ok(client, event("checkout.session.completed", checkout))
+    assert _status(session, _event_id(early)) is InboxStatus.PROCESSED
+    assert totals(client, session) == expected
+
+
 def test_two_partial_refunds_replayed_and_shuffled(
     client: FlaskClient, session: Session, fund: str
 ) -> None:
@@ -586,17 +607,17 @@ def test_refund_of_a_monthly_payment_is_linked_through_its_invoice(
 
     bare_intent = payment_intent(meta={}, amount=1000, intent_id=intent, charge_id=ch)
     bare_intent.pop("invoice")
-    asked: list[str] = []
+    asked: list[dict[str, str]] = []
 
     def fetch(_gateway: object, **ids: str) -> dict[str, Any]:
-        asked.append(ids.get("charge_id") or "")
+        asked.append(ids)
         return bare_intent
 
     monkeypatch.setattr(stripe_events, "fetch_payment_intent", fetch)
     monkeypatch.setattr(stripe_events, "invoice_of_payment_intent", lambda _g, pi: inv)
     gateway = app.extensions["tracker.stripe"]
     report = retry_inbox(app.extensions["tracker.db"].session, livemode=False, gateway=gateway)
-    assert asked == [ch]
+    assert asked == [{"payment_intent_id": intent}]  # what the refund waits for
     assert report.statuses == {"processed": 1}
     assert totals(client, session) == (600, 1, 1)
     session.rollback()

@@ -934,6 +934,13 @@ def _payment_intent_failed(session: Session, obj: dict[str, Any]) -> Result:
 # ------------------------------------------------------------- refunds and disputes
 
 
+def _awaited(obj: dict[str, Any], charge_id: str) -> str:
+    """The id a deferred refund or dispute waits for: its PaymentIntent when it names
+    one, as every event that books a card payment knows it (a Checkout Session does
+    not know the charge); else the charge."""
+    return _id(obj.get("payment_intent")) or charge_id
+
+
 def _charge_refunded(session: Session, event: WebhookEvent, obj: dict[str, Any]) -> Result:
     charge_id = _id(obj.get("id"))
     if charge_id is None:
@@ -946,7 +953,9 @@ def _charge_refunded(session: Session, event: WebhookEvent, obj: dict[str, Any])
         lock=True,
     )
     if payment is None:
-        return Result(InboxStatus.DEFERRED, "the refunded payment is not booked yet", charge_id)
+        return Result(
+            InboxStatus.DEFERRED, "the refunded payment is not booked yet", _awaited(obj, charge_id)
+        )
     if payment.flag:
         return Result(InboxStatus.PROCESSED, f"refund of a flagged payment ({payment.flag})")
     if payment.charge_id is None and not _id_taken(session, "charge_id", charge_id):
@@ -1007,7 +1016,9 @@ def _dispute(session: Session, event: WebhookEvent, obj: dict[str, Any]) -> Resu
         session, charge_id=charge_id, payment_intent_id=_id(obj.get("payment_intent"))
     )
     if payment is None:
-        return Result(InboxStatus.DEFERRED, "the disputed payment is not booked yet", charge_id)
+        return Result(
+            InboxStatus.DEFERRED, "the disputed payment is not booked yet", _awaited(obj, charge_id)
+        )
     if payment.flag:
         return Result(InboxStatus.PROCESSED, f"dispute of a flagged payment ({payment.flag})")
     status = obj.get("status")
