@@ -527,6 +527,44 @@ def test_jpy_has_no_decimals(
     assert form["success_url"].startswith("http://localhost/donate/yen/thanks?t=")
 
 
+@pytest.mark.parametrize(("currency", "locale"), [("HUF", "hu_HU"), ("ISK", "is_IS")])
+def test_currencies_stripe_counts_in_hundredths_are_sent_in_hundredths(
+    new_app: Callable[..., Flask],
+    session: Session,
+    database: Database,
+    stripe_stub: StripeStub,
+    currency: str,
+    locale: str,
+) -> None:
+    # No minor unit in ISO 4217, but two decimals in Stripe's API: 5,000 is sent
+    # as 500000, or the donor would be charged 50.
+    factories.campaign(session, "fund", currency=currency, locale=locale, tiers=[0, 1_000_000])
+    app = new_app(STRIPE_SECRET_KEY=KEY, STRIPE_API_BASE=stripe_stub.url)
+    client = app.test_client()
+    assert submit(client, amount="", custom_amount="5000").status_code == 303
+    [pledge] = pledges(database)
+    assert (pledge.amount, pledge.currency) == (5000, currency)
+    form = stripe_stub.requests[0].form
+    assert form["line_items[0][price_data][unit_amount]"] == "500000"
+
+
+def test_a_three_decimal_amount_stripe_cannot_charge_is_a_field_error(
+    new_app: Callable[..., Flask],
+    session: Session,
+    database: Database,
+    stripe_stub: StripeStub,
+) -> None:
+    factories.campaign(session, "fund", currency="KWD", locale="en_US", tiers=[0, 1_000_000])
+    app = new_app(STRIPE_SECRET_KEY=KEY, STRIPE_API_BASE=stripe_stub.url)
+    client = app.test_client()
+    refused = submit(client, amount="", custom_amount="12.345")
+    assert refused.status_code == 400
+    assert "Our payment provider does not accept this amount in KWD." in refused.text
+    assert stripe_stub.requests == []  # never sent
+    assert submit(client, amount="", custom_amount="12.340").status_code == 303
+    assert stripe_stub.requests[0].form["line_items[0][price_data][unit_amount]"] == "12340"
+
+
 def test_decimal_comma_locale(client: FlaskClient, session: Session, database: Database) -> None:
     factories.campaign(session, "eu", currency="EUR", locale="de_DE")
     assert submit(client, "eu", amount="", custom_amount="1.234,50").status_code == 303

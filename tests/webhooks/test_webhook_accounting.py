@@ -286,6 +286,29 @@ def test_jpy_amounts_are_whole_yen(client: FlaskClient, session: Session) -> Non
     assert body["raised_display"] == "¥3,500"
 
 
+def test_amounts_stripe_counts_in_hundredths_are_booked_in_whole_units(
+    client: FlaskClient, session: Session
+) -> None:
+    # HUF has no minor unit (ISO 4217) but Stripe's API counts it in hundredths:
+    # 500000 from Stripe is 5,000 Ft, as are its refunds.
+    factories.campaign(session, "forint", currency="HUF", locale="hu_HU")
+    intent, ch = new_id("pi"), new_id("ch")
+    paid = payment_intent(
+        meta=metadata("forint"), amount=500_000, currency="huf", intent_id=intent, charge_id=ch
+    )
+    deliver_ok(client, event("payment_intent.succeeded", paid))
+    refund = charge(
+        charge_id=ch, intent_id=intent, amount=500_000, refunded=100_000, currency="huf"
+    )
+    deliver_ok(client, event("charge.refunded", refund))
+    assert totals(client, session, "forint") == (4000, 1, 1)
+    # A fraction of a forint names no amount of ours: kept as failed, nothing booked.
+    odd = payment_intent(meta=metadata("forint"), amount=500_050, currency="huf")
+    response = post(client, event("payment_intent.succeeded", odd))
+    assert response.status_code == 500
+    assert totals(client, session, "forint") == (4000, 1, 1)
+
+
 # ----------------------------------------------------------------------- refunds
 
 

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Literal
 
 import stripe
 
+from tracker.gateway.amounts import AmountNotRepresentable, to_stripe
 from tracker.gateway.client import GatewayError, StripeGateway
 
 if TYPE_CHECKING:
@@ -79,7 +80,12 @@ def checkout_params(request: CheckoutRequest) -> SessionCreateParams:
 
     :param request: the pledge to collect.
     :returns: parameters for ``client.v1.checkout.sessions.create``.
+    :raise AmountRejected: for an amount Stripe cannot charge in that currency.
     """
+    try:
+        unit_amount = to_stripe(request.amount, request.currency)
+    except AmountNotRepresentable as exc:
+        raise AmountRejected(str(exc)) from None
     metadata = {
         "tracker_campaign": request.campaign_slug,
         "tracker_pledge": str(request.pledge_id),
@@ -88,7 +94,8 @@ def checkout_params(request: CheckoutRequest) -> SessionCreateParams:
     name = f"{'Monthly donation' if monthly else 'Donation'} to {request.campaign_title}"
     price_data: SessionCreateParamsLineItemPriceData = {
         "currency": request.currency.lower(),
-        "unit_amount": request.amount,
+        # Stripe counts e.g. HUF and ISK in hundredths, though they have no minor unit.
+        "unit_amount": unit_amount,
         "product_data": {"name": name[:250]},
     }
     params: SessionCreateParams = {

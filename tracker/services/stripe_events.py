@@ -49,6 +49,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from tracker.domain.ledger import EntryKind, EntrySource, LedgerError
 from tracker.domain.stripe_rules import PLEDGE_MOVES_FROM, dispute_effects, refund_increment
+from tracker.gateway.amounts import AmountNotRepresentable, from_stripe
 from tracker.gateway.client import GatewayError, StripeGateway
 from tracker.gateway.events import (
     RETENTION_DAYS,
@@ -410,10 +411,14 @@ def _id(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-def _amount(value: Any, what: str) -> int:
+def _amount(value: Any, what: str, currency: str) -> int:
+    """A Stripe API amount of ``currency``, in our minor units (see gateway.amounts)."""
     if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < AMOUNT_LIMIT:
         raise EventError(f"{what} is not an amount in minor units: {value!r}")
-    return value
+    try:
+        return from_stripe(value, currency)
+    except AmountNotRepresentable as exc:
+        raise EventError(f"{what}: {exc}") from None
 
 
 def _currency(obj: dict[str, Any]) -> str:
@@ -856,7 +861,7 @@ def _checkout_paid(session: Session, event: WebhookEvent, obj: dict[str, Any]) -
         raise EventError("a paid Checkout Session without a payment_intent")
     payment = _Payment(
         reference=reference,
-        amount=_amount(obj.get("amount_total"), "amount_total"),
+        amount=_amount(obj.get("amount_total"), "amount_total", _currency(obj)),
         currency=_currency(obj),
         paid_at=event.created,
         payment_intent_id=None if subscription else intent_id,
@@ -905,7 +910,9 @@ def _payment_intent_succeeded(
         return target
     received = obj.get("amount_received")
     # amount_received is what was charged; the Stripe stand-in only reports amount.
-    amount = _amount(received if received is not None else obj.get("amount"), "amount_received")
+    amount = _amount(
+        received if received is not None else obj.get("amount"), "amount_received", _currency(obj)
+    )
     email = obj.get("receipt_email")
     payment = _Payment(
         reference=intent_id,
@@ -960,7 +967,7 @@ def _charge_refunded(session: Session, event: WebhookEvent, obj: dict[str, Any])
         return Result(InboxStatus.PROCESSED, f"refund of a flagged payment ({payment.flag})")
     if payment.charge_id is None and not _id_taken(session, "charge_id", charge_id):
         payment.charge_id = charge_id
-    reported = _amount(obj.get("amount_refunded"), "amount_refunded")
+    reported = _amount(obj.get("amount_refunded"), "amount_refunded", _currency(obj))
     if reported > payment.amount:
         raise EventError(
             f"charge {charge_id} reports {reported} refunded of a {payment.amount} payment"
@@ -1025,7 +1032,7 @@ def _dispute(session: Session, event: WebhookEvent, obj: dict[str, Any]) -> Resu
     effects = dispute_effects(status if isinstance(status, str) else "", event.type)
     if not (effects.withdrawn or effects.reinstated):
         return Result(InboxStatus.PROCESSED, f"dispute {status}: no money moved")
-    amount = _amount(obj.get("amount"), "amount")
+    amount = _amount(obj.get("amount"), "amount", _currency(obj))
     if amount == 0:
         return Result(InboxStatus.PROCESSED, "a dispute of nothing")
     if _currency(obj) != payment.currency:
@@ -1095,7 +1102,7 @@ def _invoice_paid(session: Session, event: WebhookEvent, obj: dict[str, Any]) ->
     email = obj.get("customer_email")
     payment = _Payment(
         reference=invoice_id,
-        amount=_amount(obj.get("amount_paid"), "amount_paid"),
+        amount=_amount(obj.get("amount_paid"), "amount_paid", _currency(obj)),
         currency=_currency(obj),
         paid_at=paid_at,
         payment_intent_id=intent_id,
