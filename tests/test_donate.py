@@ -11,7 +11,7 @@ import re
 import secrets
 import time
 from collections.abc import Callable, Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -768,6 +768,31 @@ def test_cancel_link_of_a_paid_pledge_does_not_invite_a_second_gift(
     html = card.get(cancel).text
     assert "This donation has already been received." in html
     assert "ada@example.org" not in html
+
+
+def test_a_monthly_donation_that_paid_then_ended_is_not_shown_as_never_charged(
+    card: FlaskClient, stripe_stub: StripeStub, database: Database
+) -> None:
+    success, cancel = _paid_flow(card, stripe_stub)
+    [pledge] = pledges(database)
+    url = success.replace("{CHECKOUT_SESSION_ID}", str(pledge.stripe_checkout_session_id))
+    # Paid, then the subscription was deleted: canceled, with its payments kept.
+    with database.session() as session:
+        session.execute(
+            update(Pledge)
+            .where(Pledge.id == pledge.id)
+            .values(status=PledgeStatus.CANCELED, paid_at=datetime.now(UTC))
+        )
+        session.commit()
+    thanks = card.get(url.removeprefix(PUBLIC)).text
+    assert "has ended. The payments you made were received" in thanks
+    assert "nothing was charged" not in thanks and "Try again" not in thanks
+    assert "This donation has already been received." in card.get(cancel.removeprefix(PUBLIC)).text
+    # Canceled without ever paying: not completed, as before.
+    with database.session() as session:
+        session.execute(update(Pledge).where(Pledge.id == pledge.id).values(paid_at=None))
+        session.commit()
+    assert "was not completed, and nothing was charged" in card.get(url.removeprefix(PUBLIC)).text
 
 
 def test_a_preset_comes_back_selected(

@@ -172,6 +172,44 @@ def test_async_payment_failure_fails_the_pledge(
     assert totals(client, session) == (0, 0, 0)
 
 
+def test_a_declined_card_inside_checkout_leaves_the_pledge_pending(
+    client: FlaskClient, session: Session, fund: str
+) -> None:
+    # The donor's first card is declined on Stripe's page; they pay with another.
+    # The decline is not final, so the thanks page keeps saying "confirming".
+    pledge = pending_pledge(session)
+    intent = new_id("pi")
+    meta = metadata(fund, pledge.id)
+    declined = payment_intent(meta=meta, intent_id=intent, status="requires_payment_method")
+    assert deliver_ok(client, event("payment_intent.payment_failed", declined))["status"] == (
+        "processed"
+    )
+    assert _pledge(session, pledge.id).status is PledgeStatus.PENDING
+    completed = checkout_session(
+        meta=meta, payment_intent=intent, session_id=pledge.stripe_checkout_session_id
+    )
+    deliver_ok(client, event("checkout.session.completed", completed))
+    assert _pledge(session, pledge.id).status is PledgeStatus.PAID
+    assert totals(client, session) == (2500, 1, 1)
+
+
+def test_a_subscription_deleted_before_its_first_invoice_keeps_the_payment_date(
+    client: FlaskClient, session: Session, fund: str
+) -> None:
+    pledge = pending_pledge(session, frequency=PledgeFrequency.MONTHLY, amount=1000)
+    sub = new_id("sub")
+    meta = metadata(fund, pledge.id)
+    deliver_ok(
+        client,
+        event("customer.subscription.deleted", subscription(meta=meta, subscription_id=sub)),
+    )
+    deliver_ok(client, event("invoice.paid", invoice(meta=meta, subscription=sub)))
+    after = _pledge(session, pledge.id)
+    assert after.status is PledgeStatus.CANCELED  # pledges only move forward
+    assert after.paid_at is not None  # but it did pay: the donor is not told otherwise
+    assert totals(client, session) == (1000, 1, 1)
+
+
 def test_a_failure_never_undoes_a_payment(client: FlaskClient, session: Session, fund: str) -> None:
     pledge = pending_pledge(session)
     intent = new_id("pi")

@@ -134,7 +134,7 @@ def form(slug: str) -> Response:
             pledge = pledge_for_donor(get_session(), slug, pledge_id)
         except PledgeNotFound:
             pledge = None
-        if pledge is not None and pledge.status is PledgeStatus.PAID:
+        if pledge is not None and (pledge.status is PledgeStatus.PAID or pledge.paid):
             # Back from Stripe's page after all (the browser's history): no second gift.
             notice = "This donation has already been received. Thank you!"
         elif pledge is not None:
@@ -278,6 +278,8 @@ def _state(pledge: PledgeView) -> str:
         return "offline"
     if pledge.status is PledgeStatus.PAID:
         return "confirmed"
+    if pledge.status is PledgeStatus.CANCELED and pledge.paid:
+        return "ended"  # a monthly donation that paid, then stopped
     if pledge.status is PledgeStatus.PENDING:
         return "confirming"
     return "not_completed"

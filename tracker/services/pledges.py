@@ -211,6 +211,7 @@ class PledgeView:
     message: str | None
     anonymous: bool
     checkout_session_id: str | None
+    paid: bool = False  # money was received for it (a canceled monthly pledge may have)
 
 
 def pledge_for_donor(session: Session, slug: str, pledge_id: int) -> PledgeView:
@@ -239,6 +240,7 @@ def pledge_for_donor(session: Session, slug: str, pledge_id: int) -> PledgeView:
         message=pledge.message,
         anonymous=pledge.anonymous,
         checkout_session_id=pledge.stripe_checkout_session_id,
+        paid=pledge.paid_at is not None,
     )
 
 

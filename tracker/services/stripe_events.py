@@ -143,6 +143,12 @@ _LOCK_PLEDGE = (
     .where(_PLEDGES.c.id == bindparam("pledge_id"))
     .with_for_update(key_share=True)
 )
+# When a pledge that can no longer move (canceled) was first paid.
+_PAID_AT = (
+    _PLEDGES.update()
+    .where(_PLEDGES.c.id == bindparam("pledge_id"), _PLEDGES.c.paid_at.is_(None))
+    .values(paid_at=bindparam("paid_at"))
+)
 # A new claim learns the pledge created for it.
 _CLAIM_PLEDGE = (
     _PAYMENTS.update()
@@ -757,7 +763,10 @@ def _pledge_paid(session: Session, pledge: Pledge, payment: _Payment) -> None:
         pledge.stripe_payment_intent_id = intent
     _set_if_empty(pledge, **payment.pledge_ids)
     paid_at = pledge.paid_at or payment.paid_at
-    _move_pledge(session, pledge, PledgeStatus.PAID, paid_at=paid_at)
+    if not _move_pledge(session, pledge, PledgeStatus.PAID, paid_at=paid_at):
+        # Canceled already (a subscription's deletion overtook its first invoice):
+        # it stays canceled, but it did pay.
+        session.execute(_PAID_AT, {"pledge_id": pledge.id, "paid_at": paid_at})
 
 
 def _find_payment(
@@ -934,6 +943,12 @@ def _payment_intent_failed(session: Session, obj: dict[str, Any]) -> Result:
         return target
     if target.pledge is None:
         return Result(InboxStatus.PROCESSED, "a failed payment without a pledge: nothing to do")
+    if target.pledge.stripe_checkout_session_id is not None:
+        # A declined card inside Checkout is not the end: the donor may try another
+        # card on the same page. The session's own events decide (completed, expired,
+        # async_payment_failed); failing the pledge here told a donor who then paid
+        # that nothing was charged.
+        return Result(InboxStatus.PROCESSED, "a declined attempt in Checkout: the session decides")
     moved = _move_pledge(session, target.pledge, PledgeStatus.FAILED)
     return Result(InboxStatus.PROCESSED, None if moved else "pledge already settled")
 
