@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from tracker.db import get_database
-from tracker.models import AuditEvent, Campaign, LedgerEntry
+from tracker.models import AuditEvent, Campaign, LedgerEntry, Pledge, PledgeSource, PledgeStatus
 from tracker.services.progress import campaign_progress
 
 
@@ -155,6 +155,40 @@ def test_offline_payment_with_a_reference_books_once(runner: FlaskCliRunner, app
     assert "booked" in runner.invoke(args=args).output
     assert "already booked" in runner.invoke(args=args).output
     assert _count(app, AuditEvent) == 1
+
+
+def test_offline_payment_of_a_pledge_settles_it_once(runner: FlaskCliRunner, app: Flask) -> None:
+    runner.invoke(args=["tracker", "demo"])
+    with get_database(app).session() as session:
+        demo = session.scalars(select(Campaign).where(Campaign.slug == "demo")).one()
+        pledge = Pledge(
+            campaign_id=demo.id,
+            amount=2500,
+            currency="USD",
+            donor_email="Grace@Example.org",
+            source=PledgeSource.OFFLINE,
+            status=PledgeStatus.PENDING,
+        )
+        session.add(pledge)
+        session.commit()
+        pledge_id = pledge.id
+    args = ["tracker", "add-offline-payment", "demo", "25", "--note", "transfer"]
+    first = runner.invoke(args=[*args, "--pledge", str(pledge_id)])
+    assert first.exit_code == 0, first.output
+    assert f"(reference pledge-{pledge_id})" in first.output
+    # A second admin books the same pledge: nothing more is counted.
+    again = runner.invoke(args=[*args, "--pledge", str(pledge_id)])
+    assert "already booked; nothing changed" in again.output
+    with get_database(app).session() as session:
+        progress = campaign_progress(session, "demo")
+        assert (progress.raised, progress.payments) == (281_100 + 2500, 6)
+        settled = session.get_one(Pledge, pledge_id)
+        assert settled.status is PledgeStatus.PAID and settled.paid_at is not None
+        entry = session.scalars(select(LedgerEntry).where(LedgerEntry.pledge_id == pledge_id)).one()
+        assert entry.donor_key == "email:grace@example.org"
+    unknown = runner.invoke(args=[*args, "--pledge", "999999"])
+    assert unknown.exit_code != 0
+    assert "campaign demo has no pledge 999999" in unknown.output
 
 
 @pytest.mark.parametrize(

@@ -201,8 +201,21 @@ def create_campaign_cmd(
     default=None,
     help="Your own id for it (bank transaction id); re-running with it books nothing.",
 )
+@click.option(
+    "--pledge",
+    "pledge_id",
+    type=click.IntRange(min=1),
+    default=None,
+    help="The offline pledge this money pays: marks it paid; booking it again books nothing.",
+)
 def add_offline_payment_cmd(
-    slug: str, amount: str, note: str, donor: str | None, at: str | None, reference: str | None
+    slug: str,
+    amount: str,
+    note: str,
+    donor: str | None,
+    at: str | None,
+    reference: str | None,
+    pledge_id: int | None,
 ) -> None:
     """Book AMOUNT (major units, e.g. 150 or 150.50) received outside Stripe for SLUG."""
     when = _parse_instant(at, "--at")
@@ -218,6 +231,7 @@ def add_offline_payment_cmd(
             donor=donor,
             at=when,
             reference=reference,
+            pledge_id=pledge_id,
         )
         if booked.new:
             click.echo(f"booked {booked.display} for {slug} (reference {booked.reference})")

@@ -6,11 +6,13 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
+from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from tracker.domain.ledger import EntryKind, EntrySource, LedgerError
 from tracker.domain.money import format_money
-from tracker.models import AuditEvent, utcnow
+from tracker.domain.stripe_rules import PLEDGE_MOVES_FROM
+from tracker.models import AuditEvent, Pledge, PledgeStatus, utcnow
 from tracker.services.campaigns import get_campaign
 from tracker.services.ledger import record_entry
 
@@ -37,16 +39,26 @@ def add_offline_payment(
     donor: str | None = None,
     at: datetime | None = None,
     reference: str | None = None,
+    pledge_id: int | None = None,
 ) -> OfflinePayment:
     """Book a payment received outside Stripe and record who booked it. The caller commits.
 
     ``reference`` makes a re-run of the same import harmless; without it each call
-    books a new payment under a fresh id.
+    books a new payment under a fresh id. With ``pledge_id`` the money settles that
+    pledge (of this campaign): it is marked paid, counts under its donor, and the
+    reference defaults to ``pledge-<id>``, so booking the same pledge twice books
+    nothing (give a ``reference`` per transfer when it was paid in several).
 
     :raise CampaignNotFound: for an unknown slug.
-    :raise LedgerError: for a bad amount, an empty or over-long note, or a future date.
+    :raise LedgerError: for a bad amount, an empty or over-long note, a future date,
+        or a pledge that is not this campaign's.
     """
     campaign = get_campaign(session, slug)
+    pledge: Pledge | None = None
+    if pledge_id is not None:
+        pledge = session.get(Pledge, pledge_id)
+        if pledge is None or pledge.campaign_id != campaign.id:
+            raise LedgerError(f"campaign {slug} has no pledge {pledge_id}")
     note = (note or "").strip()
     if not note or len(note) > MAX_NOTE:
         raise LedgerError(
@@ -56,7 +68,15 @@ def add_offline_payment(
     if when > utcnow():
         raise LedgerError("the payment date is in the future")
     donor = (donor or "").strip() or None
-    ref = (reference or "").strip() or f"offline-{uuid.uuid4().hex}"
+    default = f"pledge-{pledge.id}" if pledge is not None else f"offline-{uuid.uuid4().hex}"
+    ref = (reference or "").strip() or default
+    if donor:
+        donor_key: str | None = f"name:{donor.casefold()}"
+    elif pledge is not None and pledge.donor_email:
+        # The same key a card payment of this donor counts under.
+        donor_key = f"email:{pledge.donor_email.strip().casefold()}"
+    else:
+        donor_key = f"pledge:{pledge.id}" if pledge is not None else None
     result = record_entry(
         session,
         campaign,
@@ -66,9 +86,18 @@ def add_offline_payment(
         amount=amount,
         currency=campaign.currency,
         occurred_at=when,
-        donor_key=f"name:{donor.casefold()}" if donor else None,
+        donor_key=donor_key,
+        pledge_id=pledge.id if pledge is not None else None,
         note=note,
     )
+    if result.new and pledge is not None:
+        allowed = PLEDGE_MOVES_FROM[PledgeStatus.PAID.value]
+        session.execute(
+            update(Pledge)
+            .where(Pledge.id == pledge.id, Pledge.status.in_([PledgeStatus(a) for a in allowed]))
+            .values(status=PledgeStatus.PAID, paid_at=when, updated_at=utcnow())
+            .execution_options(synchronize_session=False)
+        )
     display = format_money(amount, campaign.currency, campaign.locale, cents=True)
     if result.new:
         session.add(
@@ -84,6 +113,7 @@ def add_offline_payment(
                     "donor": donor,
                     "occurred_at": when.isoformat(),
                     "reference": ref,
+                    "pledge": pledge.id if pledge is not None else None,
                 },
             )
         )
