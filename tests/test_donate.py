@@ -465,6 +465,7 @@ def test_one_time_donation_creates_the_exact_checkout_session_and_redirects(
     assert form == {
         "mode": "payment",
         "submit_type": "donate",
+        "adaptive_pricing[enabled]": "false",
         "line_items[0][price_data][currency]": "usd",
         "line_items[0][price_data][unit_amount]": "2500",
         "line_items[0][price_data][product_data][name]": "Donation to Fund us",

@@ -108,6 +108,10 @@ def checkout_params(request: CheckoutRequest) -> SessionCreateParams:
         # "Donate" instead of "Pay" on Stripe's button (subscriptions too since
         # API version 2024-11-20; stripe 16 pins a later one).
         "submit_type": "donate",
+        # The donor is charged in the campaign's currency: with Adaptive Pricing
+        # (a dashboard default) the PaymentIntent would be in the donor's own
+        # currency, which a total never mixes in (it would be flagged, not counted).
+        "adaptive_pricing": {"enabled": False},
     }
     if monthly:
         price_data["recurring"] = {"interval": "month"}
