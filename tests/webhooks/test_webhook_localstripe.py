@@ -23,8 +23,10 @@ from tests import factories
 from tests.servers import gunicorn
 from tests.stripe_helpers import (
     SECRET,
+    charge,
     deliver_ok,
     event,
+    new_id,
     totals,
     webhook_app,
 )
@@ -185,6 +187,21 @@ def test_a_refund_of_another_campaigns_payment_is_ignored_after_asking_stripe_on
     session.rollback()
     session.expire_all()
     assert session.get_one(StripeEvent, json.loads(refund)["id"]).status is InboxStatus.IGNORED
+    assert totals(client, session) == (0, 0, 0)
+
+
+def test_a_refund_of_a_payment_stripe_does_not_know_is_ignored_after_asking_once(
+    app: Flask, client: FlaskClient, session: Session, stripe_api: stripe.StripeClient
+) -> None:
+    factories.campaign(session)
+    unknown = charge(charge_id=new_id("ch"), intent_id=None, amount=1500, refunded=1500)
+    refund = event("charge.refunded", unknown)
+    assert deliver_ok(client, refund)["status"] == "deferred"
+    runner = app.test_cli_runner()
+    result = runner.invoke(args=["tracker", "retry-inbox"])
+    assert result.exit_code == 0, result.output
+    assert "1 ignored" in result.output
+    assert runner.invoke(args=["tracker", "retry-inbox"]).output.strip() == "0 event(s)"
     assert totals(client, session) == (0, 0, 0)
 
 

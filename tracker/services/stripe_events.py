@@ -1233,7 +1233,7 @@ def _resolve(
     A PaymentIntent with our metadata is booked like its own webhook would. One
     without metadata may still be a monthly donor's: if it paid an invoice we
     booked, the charge and PaymentIntent ids are linked to that payment. Only a
-    payment that is neither makes the event ignored (not ours).
+    payment that is neither, or one Stripe does not know, makes the event ignored.
     """
     invoice_id: str | None = None
     try:
@@ -1247,15 +1247,20 @@ def _resolve(
         # Stay deferred: the next run asks again.
         report.errors.append(f"{event_id}: {exc}")
         return
-    if intent is None:
-        return
     with _write_turn(factory) as session:
         row = session.scalars(
             select(StripeEvent).where(StripeEvent.id == event_id).with_for_update()
         ).one()
         if row.status is not InboxStatus.DEFERRED:
             return
-        if invoice_id is not None:
+        if intent is None:
+            # Stripe answered 404 with our key: no payment of this account to wait for.
+            _finish(
+                session,
+                event_id,
+                Result(InboxStatus.IGNORED, f"Stripe does not know {waiting_for}"),
+            )
+        elif invoice_id is not None:
             # A subscription's payment: known once its invoice.paid is booked.
             booked = _find_payment(session, invoice_id=invoice_id, lock=True)
             if booked is not None:
