@@ -616,6 +616,48 @@ def test_events_that_stay_deferred_do_not_starve_newer_ones_in_the_retry(
     assert _status(session, _event_id(paid)) is InboxStatus.PROCESSED
 
 
+def test_reconcile_feeds_the_listed_events_oldest_first(
+    app: Flask, session: Session, fund: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Stripe's events API lists newest first; a missed subscription must not be
+    # deleted before its payment is fed.
+    pledge = pending_pledge(session, frequency=PledgeFrequency.MONTHLY, amount=1000)
+    sub = new_id("sub")
+    meta = metadata(fund, pledge.id)
+    paid = stripe_events.parse_event(
+        event("invoice.paid", invoice(meta=meta, subscription=sub), created=T0)
+    )
+    deleted = stripe_events.parse_event(
+        event(
+            "customer.subscription.deleted",
+            subscription(meta=meta, subscription_id=sub),
+            created=T0 + 60,
+        )
+    )
+    monkeypatch.setattr(
+        stripe_events, "list_events", lambda _gateway, _since: iter([deleted, paid])
+    )
+    fed: list[str] = []
+    deliver = stripe_events.deliver
+
+    def noting(factory: Any, hook: Any, **kwargs: Any) -> Any:
+        fed.append(hook.type)
+        return deliver(factory, hook, **kwargs)
+
+    monkeypatch.setattr(stripe_events, "deliver", noting)
+    report = stripe_events.reconcile(
+        app.extensions["tracker.db"].session,
+        app.extensions["tracker.stripe"],
+        since=datetime.fromtimestamp(T0 - 60, UTC),
+        livemode=False,
+        now=datetime.fromtimestamp(T0 + 120, UTC),
+    )
+    assert fed == ["invoice.paid", "customer.subscription.deleted"]
+    assert report.new == 2
+    after = _pledge(session, pledge.id)
+    assert (after.status, after.paid_at is not None) == (PledgeStatus.CANCELED, True)
+
+
 def test_retry_inbox_command(app: Flask, client: FlaskClient, session: Session, fund: str) -> None:
     intent, ch, paid = _paid_pi(fund)
     refund = event("charge.refunded", charge(charge_id=ch, intent_id=intent, refunded=2500))

@@ -1312,7 +1312,9 @@ def reconcile(
     """Feed the events Stripe lists since ``since`` through the inbox, as if delivered.
 
     Events already final are left alone, so a second run changes nothing.
-    Types this service does not handle are skipped without being stored.
+    Types this service does not handle are skipped without being stored. The
+    API lists newest first; they are fed oldest first, as Stripe sent them, so
+    that a subscription's deletion comes after its payments.
 
     :param since: an aware datetime; moved forward to Stripe's 30-day retention.
     :return: what happened, by status.
@@ -1320,7 +1322,8 @@ def reconcile(
     """
     earliest = (now or utcnow()) - timedelta(days=RETENTION_DAYS) + timedelta(minutes=1)
     report = Report()
-    for event in list_events(gateway, max(since, earliest)):
+    listed = sorted(list_events(gateway, max(since, earliest)), key=lambda e: (e.created, e.id))
+    for event in listed:
         report.seen += 1
         if event.type not in HANDLED_TYPES:
             report.skipped += 1
