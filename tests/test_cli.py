@@ -198,6 +198,8 @@ def test_offline_payment_of_a_pledge_settles_it_once(runner: FlaskCliRunner, app
         (["demo", "-10", "--note", "x"], "positive"),
         (["demo", "1.234", "--note", "x"], "at most 2 decimals"),
         (["demo", "NaN", "--note", "x"], "not an amount"),
+        (["demo", "1,250", "--note", "x"], "no grouping"),
+        (["demo", "$10", "--note", "x"], "no grouping"),
         (["demo", "1000000000", "--note", "x"], "too large"),
         (["demo", "10", "--note", "  "], "note"),
         (["demo", "10"], "Missing option '--note'"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import getpass
+import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -36,6 +37,10 @@ from tracker.services.pledges import set_donate_settings
 from tracker.services.stripe_events import Report as InboxReport
 
 _EXPECTED = (CampaignError, CampaignNotFound, MoneyError, TierError, PeriodError, LedgerError)
+
+
+# Amounts typed on the command line: digits, and a dot before any decimals.
+_PLAIN_AMOUNT = re.compile(r"[0-9]+(\.[0-9]+)?")
 
 
 class OneLineError(click.ClickException):
@@ -222,6 +227,9 @@ def add_offline_payment_cmd(
     with unit_of_work() as session:
         campaign = get_campaign(session, slug)
         minor = parse_amount(amount, campaign.currency, "en_US")
+        if not _PLAIN_AMOUNT.fullmatch(amount.strip()):
+            # "1,250" must not become 1250 when an admin meant 1.250 KWD.
+            raise MoneyError(f"{amount!r}: use digits and a dot for decimals, no grouping")
         booked = add_offline_payment(
             session,
             slug,
