@@ -661,6 +661,27 @@ def test_amount_below_stripes_minimum_is_a_field_error(
     assert pledges(database)[0].status is PledgeStatus.FAILED
 
 
+def test_an_email_stripe_refuses_is_a_field_error(
+    card: FlaskClient,
+    stripe_stub: StripeStub,
+    database: Database,
+) -> None:
+    stripe_stub.error(
+        400,
+        {
+            "type": "invalid_request_error",
+            "code": "email_invalid",
+            "message": "Invalid email address: ada@bücher.de",
+            "param": "customer_email",
+        },
+    )
+    response = submit(card, email="ada@bücher.de")
+    assert response.status_code == 400
+    error = re.search(r'<p class="field-error" id="email-error">(.*?)</p>', response.text, re.S)
+    assert error and "does not accept this e-mail address" in error.group(1)
+    assert pledges(database)[0].status is PledgeStatus.FAILED
+
+
 # --- thanks and cancel pages -------------------------------------------------------------
 
 

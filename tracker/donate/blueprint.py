@@ -29,7 +29,12 @@ from tracker.donate.tokens import pledge_token, read_pledge_token
 from tracker.embed.options import EmbedOptions
 from tracker.embed.render import bar_view
 from tracker.gateway import GatewayError, NotConfigured, get_gateway
-from tracker.gateway.checkout import AmountRejected, CheckoutRequest, create_checkout_session
+from tracker.gateway.checkout import (
+    AmountRejected,
+    CheckoutRequest,
+    EmailRejected,
+    create_checkout_session,
+)
 from tracker.models import Campaign, PledgeFrequency, PledgeSource, PledgeStatus
 from tracker.services.campaigns import CampaignNotFound
 from tracker.services.pledges import (
@@ -207,6 +212,11 @@ def submit(slug: str) -> BaseResponse:
         if isinstance(exc, AmountRejected):
             donate_form.custom_amount.errors = [
                 f"Our payment provider does not accept this amount in {pledge.currency}."
+            ]
+            return _render(page, donate_form, status=400)
+        if isinstance(exc, EmailRejected):
+            donate_form.email.errors = [
+                "Our payment provider does not accept this e-mail address: please use another one."
             ]
             return _render(page, donate_form, status=400)
         return _render(

@@ -27,6 +27,10 @@ class AmountRejected(GatewayError):
     """Stripe refused the amount itself (below its minimum or above its maximum)."""
 
 
+class EmailRejected(GatewayError):
+    """Stripe refused the donor's e-mail address (e.g. one it cannot send receipts to)."""
+
+
 @dataclass(frozen=True, slots=True)
 class CheckoutRequest:
     """What a donate page needs Stripe Checkout to collect.
@@ -142,6 +146,8 @@ def create_checkout_session(gateway: StripeGateway, request: CheckoutRequest) ->
         detail = _describe(exc)
         if exc.code in _AMOUNT_CODES:
             raise AmountRejected(detail) from exc
+        if exc.code == "email_invalid":
+            raise EmailRejected(detail) from exc
         raise GatewayError(detail) from exc
     url = session.url
     if not session.id or not url or not url.startswith(("https://", "http://")):
