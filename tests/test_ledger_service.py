@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import random
 import threading
+import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
@@ -12,10 +14,12 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
 from tests import factories
+from tests.conftest import _empty_postgresql
 from tracker.db import Database
 from tracker.domain.ledger import EntryKind, EntrySource, LedgerError
 from tracker.domain.periods import PeriodKind
 from tracker.models import LedgerEntry, PeriodTotal
+from tracker.services import ledger as ledger_service
 from tracker.services.campaigns import get_campaign
 from tracker.services.ledger import check_totals, record_entry
 from tracker.services.progress import campaign_progress
@@ -166,4 +170,51 @@ def test_concurrent_writers_count_each_reference_once(database: Database) -> Non
         assert report.payments == 800
         assert report.donors == 37
         assert session.scalar(select(func.count()).select_from(LedgerEntry)) == 800
+        assert check_totals(session) == []
+
+
+@pytest.fixture
+def pg_database(pg_server_url: str) -> Iterator[Database]:
+    """The PostgreSQL test database alone: the race below needs concurrent writers."""
+    database = Database(pg_server_url)
+    yield database
+    database.dispose()
+    _empty_postgresql(pg_server_url)
+
+
+def test_a_repair_never_writes_a_concurrent_payment_out_of_the_total(
+    pg_database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A payment committed between the check's read of the ledger and its read of
+    # the totals looked like drift, and --repair wrote it out of the total. New
+    # entries now wait for the check's transaction.
+    with pg_database.session() as setup:
+        factories.campaign(setup)
+        factories.pay(setup, "fund", "pi_1", 1_000, donor="a")
+    ledger_read = threading.Event()
+    read = ledger_service.ledger_totals
+
+    def slow_read(session: Session) -> dict[tuple[int, str], tuple[int, int, int]]:
+        totals = read(session)
+        ledger_read.set()
+        time.sleep(0.5)  # the payment below tries to commit meanwhile
+        return totals
+
+    def pay_meanwhile() -> None:
+        ledger_read.wait(10)
+        with pg_database.session() as other:
+            factories.pay(other, "fund", "pi_2", 2_000, donor="b")
+
+    monkeypatch.setattr(ledger_service, "ledger_totals", slow_read)
+    payer = threading.Thread(target=pay_meanwhile)
+    payer.start()
+    with pg_database.session() as checking:
+        drifts = check_totals(checking, repair=True)
+        checking.commit()
+    payer.join(30)
+    monkeypatch.setattr(ledger_service, "ledger_totals", read)
+    assert drifts == []
+    with pg_database.session(write=False) as session:
+        total = session.scalars(select(PeriodTotal)).one()
+        assert (total.raised, total.payments) == (3_000, 2)
         assert check_totals(session) == []

@@ -8,11 +8,12 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DataError, OperationalError
 from sqlalchemy.orm import Session
 
 from tracker import migrate
@@ -79,6 +80,10 @@ def unit_of_work() -> Iterator[Session]:
     except OperationalError as exc:
         session.rollback()
         raise OneLineError(f"database error: {exc.orig}") from None
+    except DataError as exc:
+        # A value the schema refuses (too long for its column): a checks' backstop.
+        session.rollback()
+        raise OneLineError(f"refused by the database: {str(exc.orig).splitlines()[0]}") from None
     finally:
         session.close()
 
@@ -100,6 +105,15 @@ def _parse_instant(value: str | None, option: str) -> datetime | None:
             f"{option}: {value!r} is not an ISO date such as 2026-11-12 or 2026-11-12T15:30+01:00"
         ) from None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _local_instant(value: str | None, option: str, timezone: str) -> datetime | None:
+    """Like :func:`_parse_instant`, but a value without an offset is the campaign's
+    local time: "received on 1 December" counts in December where the campaign is."""
+    parsed = _parse_instant(value, option)
+    if parsed is None or (value is not None and datetime.fromisoformat(value).tzinfo):
+        return parsed
+    return parsed.replace(tzinfo=ZoneInfo(timezone))
 
 
 @tracker_cli.command("init-db")
@@ -223,9 +237,9 @@ def add_offline_payment_cmd(
     pledge_id: int | None,
 ) -> None:
     """Book AMOUNT (major units, e.g. 150 or 150.50) received outside Stripe for SLUG."""
-    when = _parse_instant(at, "--at")
     with unit_of_work() as session:
         campaign = get_campaign(session, slug)
+        when = _local_instant(at, "--at", campaign.timezone)
         minor = parse_amount(amount, campaign.currency, "en_US")
         if not _PLAIN_AMOUNT.fullmatch(amount.strip()):
             # "1,250" must not become 1250 when an admin meant 1.250 KWD.

@@ -76,14 +76,21 @@ def normalize_currency(code: str) -> str:
     return upper
 
 
+MAX_LOCALE = 32
+
+
 def normalize_locale(name: str) -> str:
     """Return the canonical locale identifier (``en_US``), or raise :class:`MoneyError`."""
     try:
-        return str(Locale.parse((name or "").strip().replace("-", "_")))
+        canonical = str(Locale.parse((name or "").strip().replace("-", "_")))
     except (UnknownLocaleError, ValueError, TypeError):
         raise MoneyError(
             f"unknown locale {name!r}: use an identifier such as en_US or fr_FR"
         ) from None
+    # Babel accepts any "@modifier"; the column holds 32 characters.
+    if len(canonical) > MAX_LOCALE:
+        raise MoneyError(f"locale {name[:40]!r} is too long: use one such as en_US or fr_FR")
+    return canonical
 
 
 def decimals(currency: str) -> int:
@@ -146,10 +153,19 @@ def parse_amount(
     if not _input_pattern(locale, currency).match(cleaned):
         raise MoneyError(f"{raw.strip()!r} is not an amount")
     try:
-        value = parse_decimal(cleaned.replace(" ", get_group_symbol(locale)), locale, strict=True)
+        value = parse_decimal(_spaces_as_group(cleaned, locale), locale, strict=True)
     except (NumberFormatError, InvalidOperation):
         raise MoneyError(f"{raw.strip()!r} is not an amount") from None
     return _to_minor(value, currency, allow_zero=allow_zero)
+
+
+def _spaces_as_group(text: str, locale: str) -> str:
+    """People type a plain space where the locale groups with a (narrow) no-break
+    space, and the other way round: any of them is the group symbol when it is a space."""
+    group = get_group_symbol(locale)
+    if group.strip(_SPACES):
+        return text.replace(" ", group)  # "1 000" in a locale grouping with "," or "."
+    return re.sub(f"[{_SPACES}]", group, text)
 
 
 def _to_minor(value: Decimal, currency: str, *, allow_zero: bool) -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import ROUND_FLOOR, Decimal
 from itertools import pairwise
 
 # A campaign with more marks than this would not fit on a bar anybody can read.
@@ -83,12 +83,16 @@ _HUNDREDTH = Decimal("0.01")
 
 
 def percent_of(raised: int, goal: int) -> Decimal:
-    """``raised`` as a percentage of ``goal`` (2 places, never negative)."""
+    """``raised`` as a percentage of ``goal`` (2 places, rounded down, never negative).
+
+    Rounded down, like the amounts shown: 499,999 of 500,000 is 99.99, never a
+    100 that claims the goal before it is reached.
+    """
     if goal <= 0:
         raise ValueError("goal must be above zero")
     if raised <= 0:
         return Decimal("0.00")
-    return (Decimal(raised) * 100 / Decimal(goal)).quantize(_HUNDREDTH, ROUND_HALF_EVEN)
+    return (Decimal(raised) * 100 / Decimal(goal)).quantize(_HUNDREDTH, ROUND_FLOOR)
 
 
 def progress(raised: int, tiers: Sequence[int]) -> Progress:

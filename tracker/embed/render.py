@@ -8,7 +8,7 @@ the browser from the JSON API; the browser tests hold the two to each other.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import ROUND_FLOOR, Decimal
 
 from tracker.domain.money import format_money
 from tracker.embed.options import EmbedOptions
@@ -51,7 +51,8 @@ class BarView:
 def _ratio(part: int, whole: int) -> Decimal:
     # Positions on a bar, not money: percent of the top tier, clamped to the bar.
     value = Decimal(max(0, min(part, whole))) * _HUNDRED / Decimal(whole)
-    return value.quantize(_HUNDREDTH, ROUND_HALF_EVEN)
+    # Down, like the percent: a bar is never drawn full before the goal is reached.
+    return value.quantize(_HUNDREDTH, ROUND_FLOOR)
 
 
 def donors_text(count: int) -> str:

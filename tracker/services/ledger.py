@@ -15,7 +15,7 @@ from datetime import datetime
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Executable, case, func, literal, select
+from sqlalchemy import Executable, case, func, literal, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -205,7 +205,15 @@ def check_totals(session: Session, *, repair: bool = False) -> list[Drift]:
 
     With ``repair=True`` drifted rows are rewritten from the ledger (totals are
     derived data; the ledger is never touched). The caller commits.
+
+    On PostgreSQL new entries wait until the caller's transaction ends (the
+    ledger is locked in SHARE mode): otherwise a payment committed between
+    reading the ledger and reading the totals would look like drift, and a
+    repair would write it out of the total. SQLite write transactions are
+    serial already.
     """
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("LOCK TABLE ledger_entries IN SHARE MODE"))
     expected = ledger_totals(session)
     stored = {
         (row.campaign_id, row.period_key): row for row in session.scalars(select(PeriodTotal))

@@ -17,6 +17,11 @@ from tracker.services.campaigns import get_campaign
 from tracker.services.ledger import record_entry
 
 MAX_NOTE = 500
+# The donor key ("name:" + the name, case-folded) must fit its 320-character column;
+# 200 is also the longest name the donate page takes.
+MAX_DONOR = 200
+# Older dates are typing mistakes; the period arithmetic also ends at year 1.
+EARLIEST_YEAR = 1970
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +72,12 @@ def add_offline_payment(
     when = at or utcnow()
     if when > utcnow():
         raise LedgerError("the payment date is in the future")
+    if when.year < EARLIEST_YEAR:
+        raise LedgerError(f"the payment date is before {EARLIEST_YEAR}")
     donor = (donor or "").strip() or None
+    # Case folding may lengthen a name ("ß" → "ss"): the key itself must fit.
+    if donor and (len(donor) > MAX_DONOR or len(f"name:{donor.casefold()}") > 320):
+        raise LedgerError(f"a donor name has at most {MAX_DONOR} characters")
     default = f"pledge-{pledge.id}" if pledge is not None else f"offline-{uuid.uuid4().hex}"
     ref = (reference or "").strip() or default
     if donor:
