@@ -18,7 +18,9 @@ SEED = [0, 250_000, 500_000]
     [
         (281_100, [True, True, False], NextTier(500_000, 218_900), "56.22"),
         (0, [True, False, False], NextTier(250_000, 250_000), "0.00"),
-        (249_999, [True, False, False], NextTier(250_000, 1), "50.00"),
+        # Rounded down: never the next tier's percent before it is reached.
+        (249_999, [True, False, False], NextTier(250_000, 1), "49.99"),
+        (499_999, [True, True, False], NextTier(500_000, 1), "99.99"),
         (250_000, [True, True, False], NextTier(500_000, 250_000), "50.00"),
         (500_000, [True, True, True], None, "100.00"),
         (562_500, [True, True, True], None, "112.50"),
@@ -26,7 +28,8 @@ SEED = [0, 250_000, 500_000]
         (1, [True, False, False], NextTier(250_000, 249_999), "0.00"),
         (3, [True, False, False], NextTier(250_000, 249_997), "0.00"),
         (25, [True, False, False], NextTier(250_000, 249_975), "0.00"),
-        (26, [True, False, False], NextTier(250_000, 249_974), "0.01"),
+        (26, [True, False, False], NextTier(250_000, 249_974), "0.00"),
+        (50, [True, False, False], NextTier(250_000, 249_950), "0.01"),
     ],
 )
 def test_progress_against_the_seed_ladder(
