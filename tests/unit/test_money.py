@@ -41,6 +41,7 @@ from tracker.domain.money import (
         ("2\u202f811,50", "EUR", "fr_FR", 281_150),
         ("2.811,50", "EUR", "de_DE", 281_150),
         ("0,5", "EUR", "fr_FR", 50),
+        ("1\u00a0000", "EUR", "fr_FR", 100_000),  # a no-break space typed as such
     ],
 )
 def test_parse_amount_accepts_what_people_type(
