@@ -88,6 +88,7 @@ BAD_CAMPAIGNS = [
     (["ok", "--period", "daily"], "unknown period"),
     (["ok", "--timezone", "Mars/Olympus"], "unknown timezone"),
     (["ok", "--locale", "zz_ZZ"], "unknown locale"),
+    (["ok", "--locale", "en_US@" + "a" * 40], "too long"),
     (["ok", "--title", ""], "title"),
     (["ok", "--bogus"], "No such option"),
 ]
@@ -157,6 +158,27 @@ def test_offline_payment_with_a_reference_books_once(runner: FlaskCliRunner, app
     assert _count(app, AuditEvent) == 1
 
 
+def test_a_date_without_an_offset_is_the_campaigns_local_day(
+    runner: FlaskCliRunner, app: Flask
+) -> None:
+    created = runner.invoke(
+        args=[
+            "tracker", "create-campaign", "fund", "--title", "T", "--currency", "USD",
+            "--tiers", "0,100", "--period", "month", "--timezone", "America/New_York",
+        ]
+    )  # fmt: skip
+    assert created.exit_code == 0, created.output
+    base = ["tracker", "add-offline-payment", "fund", "10", "--note", "cheque", "--at"]
+    for at in ("2025-12-01", "2025-12-01T00:30", "2025-12-01T04:00:00+00:00"):
+        result = runner.invoke(args=[*base, at, "--reference", at])
+        assert result.exit_code == 0, result.output
+    with get_database(app).session() as session:
+        keys = session.scalars(select(LedgerEntry.period_key).order_by(LedgerEntry.id)).all()
+    # Midnight and half past in New York are December there; 04:00 UTC is
+    # still 30 November in New York.
+    assert keys == ["2025-12", "2025-12", "2025-11"]
+
+
 def test_offline_payment_of_a_pledge_settles_it_once(runner: FlaskCliRunner, app: Flask) -> None:
     runner.invoke(args=["tracker", "demo"])
     with get_database(app).session() as session:
@@ -199,6 +221,9 @@ def test_offline_payment_of_a_pledge_settles_it_once(runner: FlaskCliRunner, app
         (["demo", "1.234", "--note", "x"], "at most 2 decimals"),
         (["demo", "NaN", "--note", "x"], "not an amount"),
         (["demo", "1,250", "--note", "x"], "no grouping"),
+        (["demo", "10", "--note", "x", "--at", "0001-01-01"], "before 1970"),
+        (["demo", "10", "--note", "x", "--donor", "x" * 201], "at most 200 characters"),
+        (["demo", "10", "--note", "x", "--donor", "\ufb03" * 150], "at most 200 characters"),
         (["demo", "$10", "--note", "x"], "no grouping"),
         (["demo", "1000000000", "--note", "x"], "too large"),
         (["demo", "10", "--note", "  "], "note"),
