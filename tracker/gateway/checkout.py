@@ -113,7 +113,7 @@ def checkout_params(request: CheckoutRequest) -> SessionCreateParams:
         # API version 2024-11-20; stripe 16 pins a later one).
         "submit_type": "donate",
         # The donor is charged in the campaign's currency: with Adaptive Pricing
-        # (a dashboard default) the PaymentIntent would be in the donor's own
+        # (a dashboard setting) the PaymentIntent would be in the donor's own
         # currency, which a total never mixes in (it would be flagged, not counted).
         "adaptive_pricing": {"enabled": False},
     }
