@@ -163,10 +163,21 @@ def test_a_date_without_an_offset_is_the_campaigns_local_day(
 ) -> None:
     created = runner.invoke(
         args=[
-            "tracker", "create-campaign", "fund", "--title", "T", "--currency", "USD",
-            "--tiers", "0,100", "--period", "month", "--timezone", "America/New_York",
+            "tracker",
+            "create-campaign",
+            "fund",
+            "--title",
+            "T",
+            "--currency",
+            "USD",
+            "--tiers",
+            "0,100",
+            "--period",
+            "month",
+            "--timezone",
+            "America/New_York",
         ]
-    )  # fmt: skip
+    )
     assert created.exit_code == 0, created.output
     base = ["tracker", "add-offline-payment", "fund", "10", "--note", "cheque", "--at"]
     for at in ("2025-12-01", "2025-12-01T00:30", "2025-12-01T04:00:00+00:00"):

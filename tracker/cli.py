@@ -95,7 +95,8 @@ def _actor() -> str:
         return "cli"
 
 
-def _parse_instant(value: str | None, option: str) -> datetime | None:
+def _parse_instant(value: str | None, option: str, zone: str = "UTC") -> datetime | None:
+    """An ISO date or date-time; one without an offset is read in ``zone``."""
     if value is None:
         return None
     try:
@@ -104,16 +105,7 @@ def _parse_instant(value: str | None, option: str) -> datetime | None:
         raise OneLineError(
             f"{option}: {value!r} is not an ISO date such as 2026-11-12 or 2026-11-12T15:30+01:00"
         ) from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
-def _local_instant(value: str | None, option: str, timezone: str) -> datetime | None:
-    """Like :func:`_parse_instant`, but a value without an offset is the campaign's
-    local time: "received on 1 December" counts in December where the campaign is."""
-    parsed = _parse_instant(value, option)
-    if parsed is None or (value is not None and datetime.fromisoformat(value).tzinfo):
-        return parsed
-    return parsed.replace(tzinfo=ZoneInfo(timezone))
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=ZoneInfo(zone))
 
 
 @tracker_cli.command("init-db")
@@ -239,7 +231,9 @@ def add_offline_payment_cmd(
     """Book AMOUNT (major units, e.g. 150 or 150.50) received outside Stripe for SLUG."""
     with unit_of_work() as session:
         campaign = get_campaign(session, slug)
-        when = _local_instant(at, "--at", campaign.timezone)
+        # Without an offset, the campaign's local time: "received on 1 December"
+        # counts in December where the campaign is.
+        when = _parse_instant(at, "--at", campaign.timezone)
         minor = parse_amount(amount, campaign.currency, "en_US")
         if not _PLAIN_AMOUNT.fullmatch(amount.strip()):
             # "1,250" must not become 1250 when an admin meant 1.250 KWD.

@@ -417,14 +417,18 @@ def _id(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-def _amount(value: Any, what: str, currency: str) -> int:
-    """A Stripe API amount of ``currency``, in our minor units (see gateway.amounts)."""
+def _money(obj: dict[str, Any], field: str) -> tuple[int, str]:
+    """``obj[field]`` in our minor units of the object's currency, and that currency.
+
+    Stripe's API units differ from ISO's for some currencies (see gateway.amounts).
+    """
+    value, currency = obj.get(field), _currency(obj)
     if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < AMOUNT_LIMIT:
-        raise EventError(f"{what} is not an amount in minor units: {value!r}")
+        raise EventError(f"{field} is not an amount in minor units: {value!r}")
     try:
-        return from_stripe(value, currency)
+        return from_stripe(value, currency), currency
     except AmountNotRepresentable as exc:
-        raise EventError(f"{what}: {exc}") from None
+        raise EventError(f"{field}: {exc}") from None
 
 
 def _currency(obj: dict[str, Any]) -> str:
@@ -868,10 +872,11 @@ def _checkout_paid(session: Session, event: WebhookEvent, obj: dict[str, Any]) -
         if subscription:
             return Result(InboxStatus.PROCESSED, "subscription started: invoice.paid books it")
         raise EventError("a paid Checkout Session without a payment_intent")
+    amount, currency = _money(obj, "amount_total")
     payment = _Payment(
         reference=reference,
-        amount=_amount(obj.get("amount_total"), "amount_total", _currency(obj)),
-        currency=_currency(obj),
+        amount=amount,
+        currency=currency,
         paid_at=event.created,
         payment_intent_id=None if subscription else intent_id,
         invoice_id=reference if subscription else None,
@@ -917,16 +922,14 @@ def _payment_intent_succeeded(
     target = _target(session, _metadata(obj), payment_intent_id=intent_id)
     if isinstance(target, Result):
         return target
-    received = obj.get("amount_received")
     # amount_received is what was charged; the Stripe stand-in only reports amount.
-    amount = _amount(
-        received if received is not None else obj.get("amount"), "amount_received", _currency(obj)
-    )
+    field = "amount_received" if obj.get("amount_received") is not None else "amount"
+    amount, currency = _money(obj, field)
     email = obj.get("receipt_email")
     payment = _Payment(
         reference=intent_id,
         amount=amount,
-        currency=_currency(obj),
+        currency=currency,
         paid_at=paid_at,
         payment_intent_id=intent_id,
         charge_id=_id(obj.get("latest_charge")),
@@ -982,7 +985,7 @@ def _charge_refunded(session: Session, event: WebhookEvent, obj: dict[str, Any])
         return Result(InboxStatus.PROCESSED, f"refund of a flagged payment ({payment.flag})")
     if payment.charge_id is None and not _id_taken(session, "charge_id", charge_id):
         payment.charge_id = charge_id
-    reported = _amount(obj.get("amount_refunded"), "amount_refunded", _currency(obj))
+    reported, currency = _money(obj, "amount_refunded")
     if reported > payment.amount:
         raise EventError(
             f"charge {charge_id} reports {reported} refunded of a {payment.amount} payment"
@@ -991,8 +994,8 @@ def _charge_refunded(session: Session, event: WebhookEvent, obj: dict[str, Any])
     if increment == 0:
         session.flush()
         return Result(InboxStatus.PROCESSED, "no refund beyond what is booked")
-    if _currency(obj) != payment.currency:
-        raise EventError(f"refund in {_currency(obj)} of a {payment.currency} payment")
+    if currency != payment.currency:
+        raise EventError(f"refund in {currency} of a {payment.currency} payment")
     payment.refunded = reported
     session.flush()
     _book_against(
@@ -1047,11 +1050,11 @@ def _dispute(session: Session, event: WebhookEvent, obj: dict[str, Any]) -> Resu
     effects = dispute_effects(status if isinstance(status, str) else "", event.type)
     if not (effects.withdrawn or effects.reinstated):
         return Result(InboxStatus.PROCESSED, f"dispute {status}: no money moved")
-    amount = _amount(obj.get("amount"), "amount", _currency(obj))
+    amount, currency = _money(obj, "amount")
     if amount == 0:
         return Result(InboxStatus.PROCESSED, "a dispute of nothing")
-    if _currency(obj) != payment.currency:
-        raise EventError(f"dispute in {_currency(obj)} of a {payment.currency} payment")
+    if currency != payment.currency:
+        raise EventError(f"dispute in {currency} of a {payment.currency} payment")
     for happened, kind, suffix in (
         (effects.withdrawn, EntryKind.DISPUTE_LOST, "withdrawn"),
         (effects.reinstated, EntryKind.DISPUTE_WON, "reinstated"),
@@ -1115,10 +1118,11 @@ def _invoice_paid(session: Session, event: WebhookEvent, obj: dict[str, Any]) ->
         transitions.get("paid_at") if isinstance(transitions, dict) else None, event.created
     )
     email = obj.get("customer_email")
+    amount, currency = _money(obj, "amount_paid")
     payment = _Payment(
         reference=invoice_id,
-        amount=_amount(obj.get("amount_paid"), "amount_paid", _currency(obj)),
-        currency=_currency(obj),
+        amount=amount,
+        currency=currency,
         paid_at=paid_at,
         payment_intent_id=intent_id,
         charge_id=charge_id,
