@@ -6,7 +6,7 @@ FLASK    = $(BIN)/flask --app wsgi
 HOST    ?= 127.0.0.1
 PORT    ?= 5000
 
-.PHONY: run test lint bench clean
+.PHONY: run test test-clock lint bench clean
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -37,9 +37,15 @@ lint: $(VENV)/.installed
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-## test: lint, then the whole pytest suite (SQLite and PostgreSQL).
+## test: lint, then the whole pytest suite (SQLite and PostgreSQL), then again
+## with the clock moved to awkward instants.
 test: lint
 	$(BIN)/pytest
+	PYTEST=$(BIN)/pytest tests/moved_clock.sh
+
+## test-clock: only the moved-clock runs (see tests/moved_clock.sh).
+test-clock: $(VENV)/.installed
+	PYTEST=$(BIN)/pytest tests/moved_clock.sh
 
 ## bench: the benchmarks in bench/ (see bench/README.md); needs wrk, nginx, PostgreSQL.
 bench: $(VENV)/.installed

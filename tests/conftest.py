@@ -4,6 +4,12 @@ PostgreSQL: each test run creates its own database (``tracker_test_<random>``)
 on the server named by ``TRACKER_TEST_PG_URL`` (default: the local one) and
 drops it at the end. With ``CI=true`` an unreachable server fails the run;
 elsewhere the PostgreSQL half is skipped with the reason shown.
+
+The clock: a test that depends on the date says so by pinning it (the
+``time_machine`` fixture, or an explicit ``now=``). ``TRACKER_TEST_CLOCK``
+(an ISO 8601 instant) stops the clock of every in-process test at that
+instant; ``make test-clock`` runs the suite so at awkward instants, and a test
+that silently relies on the real date fails there.
 """
 
 from __future__ import annotations
@@ -12,11 +18,13 @@ import os
 import secrets
 import shutil
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
+import time_machine
 from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
 from sqlalchemy import text
@@ -30,6 +38,17 @@ from tracker.models import Base
 PG_ADMIN_URL = os.environ.get("TRACKER_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 SECRET = "test-secret-key-" + "x" * 32
+MOVED_CLOCK = os.environ.get("TRACKER_TEST_CLOCK", "")
+
+
+def moved_clock() -> datetime | None:
+    """The instant ``TRACKER_TEST_CLOCK`` names, or ``None`` for the real clock."""
+    if not MOVED_CLOCK:
+        return None
+    instant = datetime.fromisoformat(MOVED_CLOCK)
+    if instant.tzinfo is None:
+        raise pytest.UsageError("TRACKER_TEST_CLOCK needs an offset: 2028-02-29T23:59:59+00:00")
+    return instant
 
 
 def missing_service(what: str, reason: str) -> None:
@@ -54,6 +73,18 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         report.outcome = "failed"
         report.longrepr = f"skipped under CI=true, which runs every test: {reason}"
     return report
+
+
+@pytest.fixture(autouse=True)
+def _moved_clock(request: pytest.FixtureRequest) -> Iterator[None]:
+    # Processes the tests start (gunicorn, localstripe) keep the real clock, so
+    # the tests that use them (marked slow) keep it too.
+    instant = moved_clock()
+    if instant is None or request.node.get_closest_marker("slow"):
+        yield
+        return
+    with time_machine.travel(instant, tick=False):
+        yield
 
 
 @pytest.fixture(autouse=True)

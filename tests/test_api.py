@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from zoneinfo import ZoneInfo
 
+import time_machine
 from flask.testing import FlaskClient
 from sqlalchemy.orm import Session
 
@@ -113,19 +113,24 @@ def test_overfunded_campaign(client: FlaskClient, session: Session) -> None:
     assert [t["reached"] for t in body["tiers"]] == [True, True, True]
 
 
-def test_periodic_campaign_and_its_history(client: FlaskClient, session: Session) -> None:
+def test_periodic_campaign_and_its_history(
+    client: FlaskClient, session: Session, time_machine: time_machine.TimeMachineFixture
+) -> None:
+    # Half an hour before midnight UTC on 30 November is already December in Paris.
+    time_machine.move_to(datetime(2026, 11, 30, 23, 30, tzinfo=UTC), tick=False)
     factories.campaign(session, period=PeriodKind.MONTH, timezone="Europe/Paris")
     factories.pay(session, "fund", "oct", 1_000, at=datetime(2026, 10, 10, tzinfo=UTC))
     factories.pay(session, "fund", "sep", 3_000, at=datetime(2026, 9, 10, tzinfo=UTC))
+    factories.pay(session, "fund", "nov", 700, at=datetime(2026, 11, 30, 22, 59, tzinfo=UTC))
     factories.pay(session, "fund", "now", 500, at=datetime.now(UTC))
     body = client.get("/api/v1/campaigns/fund").get_json()
     assert body["raised"] == 500
-    now_paris = datetime.now(UTC).astimezone(ZoneInfo("Europe/Paris"))
-    assert body["period"]["key"] == now_paris.strftime("%Y-%m")
+    assert body["period"]["key"] == "2026-12"
+    assert body["period"]["starts_at"] == "2026-12-01T00:00:00+01:00"
     history = client.get("/api/v1/campaigns/fund/periods").get_json()
     assert history["period"] == "month"
     keys = [p["key"] for p in history["periods"]]
-    assert keys[-2:] == ["2026-10", "2026-09"]
+    assert keys == ["2026-12", "2026-11", "2026-10", "2026-09"]
     september = history["periods"][-1]
     assert september == {
         "key": "2026-09",

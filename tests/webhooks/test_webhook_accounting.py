@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+import time_machine
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
@@ -483,8 +484,10 @@ def test_dispute_before_its_payment_waits(client: FlaskClient, session: Session,
 
 
 def test_monthly_invoices_count_in_their_period_and_cancel_keeps_them(
-    client: FlaskClient, session: Session
+    client: FlaskClient, session: Session, time_machine: time_machine.TimeMachineFixture
 ) -> None:
+    # "This month" below is November 2026, whatever day the suite runs on.
+    time_machine.move_to(datetime(2026, 11, 20, 12, tzinfo=UTC), tick=False)
     factories.campaign(session, "monthly", period=PeriodKind.MONTH)
     pledge = pending_pledge(session, "monthly", 1000, frequency=PledgeFrequency.MONTHLY)
     sub = new_id("sub")
@@ -515,7 +518,7 @@ def test_monthly_invoices_count_in_their_period_and_cancel_keeps_them(
     assert session.scalar(select(func.sum(LedgerEntry.amount))) == 2000
     session.rollback()
     session.expire_all()
-    assert totals(client, session, "monthly") == (1000, 1, 1)  # this month's period
+    assert totals(client, session, "monthly") == (1000, 1, 1)  # November's period
 
 
 def test_subscription_checkout_and_its_invoice_count_once(
