@@ -78,7 +78,8 @@ def test_draft_campaigns_are_not_public(runner: FlaskCliRunner, app: Flask) -> N
 
 BAD_CAMPAIGNS = [
     (["BAD SLUG"], "bad slug"),
-    (["ok", "--currency", "ZZZ"], "unknown currency"),
+    (["ok", "--currency", "ZZZ"], "Error: unknown currency 'ZZZ'"),
+    (["ok", "--currency", "XXX"], "Error: unknown currency 'XXX'"),
     (["ok", "--tiers", "0,abc"], "tier 'abc'"),
     (["ok", "--tiers", "5000,2500"], "increasing order"),
     (["ok", "--tiers", "0,2500,2500"], "distinct"),

@@ -158,6 +158,18 @@ def test_page_shows_progress_presets_and_the_form(client: FlaskClient, fund: Cam
     assert page.headers["Cache-Control"] == "no-store"
 
 
+def test_page_has_a_call_to_action_and_the_donor_count(
+    client: FlaskClient, session: Session, fund: Campaign
+) -> None:
+    factories.pay(session, "fund", "p1", 1_000, donor="a@example.org")
+    html = client.get("/donate/fund").text
+    # As the widget shows them: the count beside the amount, a call to action.
+    assert '<span class="donors">1 donor</span>' in html
+    assert '<p class="cta">Consider helping us!</p>' in html
+    factories.pay(session, "fund", "p2", 1_000, donor="b@example.org")
+    assert '<span class="donors">2 donors</span>' in client.get("/donate/fund").text
+
+
 def test_session_cookie_is_samesite_and_secure_behind_https(
     client: FlaskClient, card: FlaskClient, fund: Campaign
 ) -> None:
