@@ -108,7 +108,7 @@ def _parse_instant(value: str | None, option: str, zone: str = "UTC") -> datetim
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=ZoneInfo(zone))
 
 
-@tracker_cli.command("init-db")
+@tracker_cli.command("init-db", short_help="Create or migrate the database schema.")
 def init_db() -> None:
     """Create or migrate the database schema to the newest revision (safe to re-run)."""
     engine = get_database(current_app).engine
@@ -228,7 +228,10 @@ def add_offline_payment_cmd(
     reference: str | None,
     pledge_id: int | None,
 ) -> None:
-    """Book AMOUNT (major units, e.g. 150 or 150.50) received outside Stripe for SLUG."""
+    """Book money received outside Stripe.
+
+    AMOUNT for campaign SLUG is in major units, with a dot for decimals (150 or 150.50).
+    """
     with unit_of_work() as session:
         campaign = get_campaign(session, slug)
         # Without an offset, the campaign's local time: "received on 1 December"
@@ -314,9 +317,11 @@ def _changes(session: Session, slug: str, given: dict[str, str]) -> dict[str, An
 @click.argument("slug")
 @_set_options
 def set_campaign_cmd(slug: str, **options: str | None) -> None:
-    """Change campaign SLUG: publish or close it, its title, tiers, call to action, donate page.
+    """Publish, close or edit a campaign.
 
-    Each change is checked as create-campaign checks it and written to the audit trail.
+    Changes campaign SLUG: its status, title, tiers, call to action, locale and
+    donate page settings. Each change is checked as create-campaign checks it and
+    written to the audit trail.
     """
     given = {name: value for name, value in options.items() if value is not None}
     if not given:
@@ -332,13 +337,16 @@ def set_campaign_cmd(slug: str, **options: str | None) -> None:
 
 @tracker_cli.command("demo")
 def demo() -> None:
-    """Create the demo campaign (2,811 $ raised of 5,000 $); safe to re-run."""
+    """Create the demo campaign; safe to re-run.
+
+    USD, tiers $0 / $2,500 / $5,000, five donors and one partial refund: $2,811 raised.
+    """
     with unit_of_work() as session:
         created = seed_demo(session)
     click.echo(f"demo campaign {'created' if created else 'already present'}: {DEMO_SLUG}")
 
 
-@tracker_cli.command("check-totals")
+@tracker_cli.command("check-totals", short_help="Check every total against the ledger.")
 @click.option("--repair", is_flag=True, help="Rewrite drifted totals from the ledger.")
 def check_totals_cmd(repair: bool) -> None:
     """Recompute every total from the ledger; exit 1 and report if any row drifted."""
@@ -372,7 +380,7 @@ def _print_inbox_report(report: InboxReport) -> None:
         raise click.exceptions.Exit(1)
 
 
-@tracker_cli.command("retry-inbox")
+@tracker_cli.command("retry-inbox", short_help="Apply again the Stripe events left over.")
 @click.option("--limit", default=1000, show_default=True, help="At most this many events.")
 def retry_inbox_cmd(limit: int) -> None:
     """Apply again the Stripe events left received, failed or deferred in the inbox."""
@@ -395,7 +403,7 @@ def retry_inbox_cmd(limit: int) -> None:
     _print_inbox_report(report)
 
 
-@tracker_cli.command("reconcile")
+@tracker_cli.command("reconcile", short_help="Recover missed webhooks from Stripe's list.")
 @click.option(
     "--since",
     default=None,

@@ -392,3 +392,16 @@ def test_a_tab_coming_back_refreshes_at_once(
              .querySelector('.a').textContent.startsWith('$500 ')""",
         timeout=3_000,
     )
+
+
+@pytest.mark.parametrize(
+    "path", ["/demo/article", "/", "/donate/demo", "/campaigns/demo/embed", "/embed/demo?cta=Hi"]
+)
+def test_pages_fit_a_390_px_phone_without_sideways_scrolling(
+    tab: Tab, live: Live, path: str
+) -> None:
+    tab.page.set_viewport_size({"width": 390, "height": 844})
+    tab.page.goto(live.origin + path)
+    tab.page.wait_for_load_state("load")
+    width = tab.page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 390, f"{path} is {width} px wide"
