@@ -269,7 +269,7 @@ def builder(slug: str) -> Response | tuple[str, int]:
 
 @bp.get("/demo/article")
 def demo_article() -> str:
-    """A news article page carrying the bar and the call to action in its footer."""
+    """A news article page carrying the bar and the call to action above its footer."""
     return render_template("demo/article.html", slug=DEMO_SLUG, base=public_base())
 
 
