@@ -84,6 +84,7 @@ def test_a_closed_campaign_shows_its_final_figures_and_refuses_pledges(
     assert page.status_code == 200
     assert "This campaign is closed and no longer takes donations." in page.text
     assert "$1,234" in page.text
+    assert "to the next goal" not in page.text  # final figures, not an appeal
     assert "<form" not in page.text
     refused = client.post("/donate/fund", data={"amount": "1000", "email": "a@example.org"})
     assert refused.status_code == 409
