@@ -27,7 +27,10 @@ def test_slug_is_unique(session: Session) -> None:
 def test_update_replaces_the_ladder_and_bumps_the_version(session: Session) -> None:
     factories.campaign(session)
     campaign = update_campaign(
-        session, "fund", tiers=[100_000, 200_000], tier_labels=["Rent", None], title="New"
+        session,
+        "fund",
+        {"tiers": [100_000, 200_000], "tier_labels": ["Rent", None], "title": "New"},
+        "test",
     )
     session.commit()
     assert campaign.version == 2
@@ -38,15 +41,15 @@ def test_update_replaces_the_ladder_and_bumps_the_version(session: Session) -> N
 
 def test_currency_and_period_are_frozen_once_funded(session: Session) -> None:
     factories.campaign(session)
-    update_campaign(session, "fund", currency="EUR")  # no money yet: allowed
+    update_campaign(session, "fund", {"currency": "EUR"}, "test")  # no money yet: allowed
     session.commit()
     factories.pay(session, "fund", "pi_1", 100)
     for change in ({"currency": "USD"}, {"period": PeriodKind.WEEK}, {"timezone": "Asia/Tokyo"}):
         with pytest.raises(CampaignError, match="the campaign has payments"):
-            update_campaign(session, "fund", **change)
+            update_campaign(session, "fund", change, "test")
         session.rollback()
     with pytest.raises(CampaignError, match="cannot change created_at"):
-        update_campaign(session, "fund", created_at=None)
+        update_campaign(session, "fund", {"created_at": None}, "test")
 
 
 def test_unknown_campaign(session: Session) -> None:

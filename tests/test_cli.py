@@ -78,7 +78,8 @@ def test_draft_campaigns_are_not_public(runner: FlaskCliRunner, app: Flask) -> N
 
 BAD_CAMPAIGNS = [
     (["BAD SLUG"], "bad slug"),
-    (["ok", "--currency", "ZZZ"], "unknown currency"),
+    (["ok", "--currency", "ZZZ"], "Error: unknown currency 'ZZZ'"),
+    (["ok", "--currency", "XXX"], "Error: unknown currency 'XXX'"),
     (["ok", "--tiers", "0,abc"], "tier 'abc'"),
     (["ok", "--tiers", "5000,2500"], "increasing order"),
     (["ok", "--tiers", "0,2500,2500"], "distinct"),
@@ -279,3 +280,18 @@ def test_check_totals_exit_status(runner: FlaskCliRunner, app: Flask, session: S
     fixed = runner.invoke(args=["tracker", "check-totals", "--repair"])
     assert fixed.exit_code == 0
     assert runner.invoke(args=["tracker", "check-totals"]).exit_code == 0
+
+
+def test_the_command_list_cuts_no_summary(runner: FlaskCliRunner) -> None:
+    listing = runner.invoke(args=["tracker", "--help"]).output
+    commands = listing.split("Commands:")[1].splitlines()
+    summaries = [line.split(None, 1) for line in commands if line.strip()]
+    assert {name for name, _ in summaries} >= {"add-offline-payment", "demo", "set-campaign"}
+    for name, summary in summaries:
+        assert summary.endswith(".") and not summary.endswith("..."), (name, summary)
+
+
+def test_demo_help_writes_amounts_as_the_pages_do(runner: FlaskCliRunner) -> None:
+    text = runner.invoke(args=["tracker", "demo", "--help"]).output
+    assert "$2,811" in text
+    assert "2,811 $" not in text and "5,000 $" not in text

@@ -39,6 +39,7 @@ from tracker.models import (
     utcnow,
 )
 from tracker.services.offline import add_offline_payment
+from tracker.services.pledges import set_donate_settings
 
 PUBLIC = "https://give.example.org"
 KEY = "sk_test_donate123"
@@ -156,6 +157,18 @@ def test_page_shows_progress_presets_and_the_form(client: FlaskClient, fund: Cam
     assert 'name="csrf_token"' in html
     assert page.headers["X-Frame-Options"] == "DENY"
     assert page.headers["Cache-Control"] == "no-store"
+
+
+def test_page_has_a_call_to_action_and_the_donor_count(
+    client: FlaskClient, session: Session, fund: Campaign
+) -> None:
+    factories.pay(session, "fund", "p1", 1_000, donor="a@example.org")
+    html = client.get("/donate/fund").text
+    # As the widget shows them: the count beside the amount, a call to action.
+    assert '<span class="donors">1 donor</span>' in html
+    assert '<p class="cta">Consider helping us!</p>' in html
+    factories.pay(session, "fund", "p2", 1_000, donor="b@example.org")
+    assert '<span class="donors">2 donors</span>' in client.get("/donate/fund").text
 
 
 def test_session_cookie_is_samesite_and_secure_behind_https(
@@ -428,12 +441,24 @@ def test_without_keys_an_offline_pledge_is_recorded_and_counts_only_when_booked(
     assert client.get("/api/v1/campaigns/fund").get_json()["raised"] == 4000
 
 
-def test_without_keys_or_instructions_the_donor_is_told_to_expect_an_email(
-    client: FlaskClient, fund: Campaign
+def test_offline_pledgers_are_told_what_happens_and_promised_no_email(
+    client: FlaskClient, session: Session, fund: Campaign
 ) -> None:
-    response = submit(client)
-    assert response.status_code == 303
-    assert "will contact you by e-mail" in client.get(response.headers["Location"]).text
+    # Nothing sends e-mail yet: no page may promise one.
+    form = client.get("/donate/fund").text
+    assert "No e-mail is sent automatically" in form
+    assert "nothing is sent to it automatically" in form
+    assert "receipt" not in form.lower()
+    thanks = client.get(submit(client).headers["Location"]).text
+    assert "will arrange the payment with you" in thanks
+    assert "No e-mail is sent automatically" in thanks
+    assert "contact you by e-mail" not in thanks and "receipt" not in thanks.lower()
+    set_donate_settings(session, "fund", instructions="IBAN DE00 1234 5678")
+    session.commit()
+    assert "the next page shows how to pay" in client.get("/donate/fund").text
+    thanks = client.get(submit(client).headers["Location"]).text
+    assert "IBAN DE00 1234 5678" in thanks
+    assert "These instructions are not sent by e-mail" in thanks
 
 
 # --- Checkout ----------------------------------------------------------------

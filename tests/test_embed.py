@@ -223,6 +223,29 @@ def test_draft_campaign_is_404(client: FlaskClient, session: Session, path: str)
     assert client.get(path).status_code == 404
 
 
+@pytest.mark.parametrize("slug", ["nope", "secret"])
+def test_unknown_or_draft_embeds_draw_the_neutral_bar(
+    client: FlaskClient, session: Session, slug: str
+) -> None:
+    factories.campaign(session, "secret", status=CampaignStatus.DRAFT)
+    frame = client.get(f"/embed/{slug}?cta=Help+us&show-donors=1")
+    assert frame.status_code == 404
+    assert frame.mimetype == "text/html"
+    assert_embeddable(frame)
+    html = frame.get_data(as_text=True)
+    # An empty track: no amounts, no tier marks, no donate link, no progress value.
+    assert '<div class="f" style="width:0%;' in html
+    assert "raised" not in html and "$" not in html and 'class="m' not in html
+    assert "aria-valuenow" not in html
+    assert "<a " not in html and "Help us" in html
+    image = client.get(f"/campaigns/{slug}/progress.svg")
+    assert image.status_code == 404
+    assert image.mimetype == "image/svg+xml"
+    svg = ElementTree.fromstring(image.data)
+    assert len(svg.findall("{http://www.w3.org/2000/svg}rect")) == 2  # card and empty track
+    assert svg.findall("{http://www.w3.org/2000/svg}text") == []
+
+
 def test_hostile_title_and_labels_are_escaped(client: FlaskClient, session: Session) -> None:
     factories.campaign(session, "evil", title=HOSTILE, tier_labels=[None, HOSTILE])
     factories.pay(session, "evil", "p1", 300_000)

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from tracker import migrate
 from tracker.db import get_database
 from tracker.domain.ledger import LedgerError
-from tracker.domain.money import MoneyError, parse_amount
+from tracker.domain.money import MoneyError, normalize_currency, parse_amount
 from tracker.domain.periods import PeriodError, parse_kind
 from tracker.domain.progress import TierError
 from tracker.models import CampaignStatus
@@ -30,11 +30,11 @@ from tracker.services.campaigns import (
     create_campaign,
     get_campaign,
     parse_tiers,
+    update_campaign,
 )
 from tracker.services.demo import DEMO_SLUG, seed_demo
 from tracker.services.ledger import check_totals
 from tracker.services.offline import add_offline_payment
-from tracker.services.pledges import set_donate_settings
 from tracker.services.stripe_events import Report as InboxReport
 
 _EXPECTED = (CampaignError, CampaignNotFound, MoneyError, TierError, PeriodError, LedgerError)
@@ -108,7 +108,7 @@ def _parse_instant(value: str | None, option: str, zone: str = "UTC") -> datetim
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=ZoneInfo(zone))
 
 
-@tracker_cli.command("init-db")
+@tracker_cli.command("init-db", short_help="Create or migrate the database schema.")
 def init_db() -> None:
     """Create or migrate the database schema to the newest revision (safe to re-run)."""
     engine = get_database(current_app).engine
@@ -228,7 +228,10 @@ def add_offline_payment_cmd(
     reference: str | None,
     pledge_id: int | None,
 ) -> None:
-    """Book AMOUNT (major units, e.g. 150 or 150.50) received outside Stripe for SLUG."""
+    """Book money received outside Stripe.
+
+    AMOUNT for campaign SLUG is in major units, with a dot for decimals (150 or 150.50).
+    """
     with unit_of_work() as session:
         campaign = get_campaign(session, slug)
         # Without an offset, the campaign's local time: "received on 1 December"
@@ -255,38 +258,95 @@ def add_offline_payment_cmd(
             click.echo(f"reference {booked.reference} was already booked; nothing changed")
 
 
+# set-campaign's options, each one key of update_campaign's changes. Another
+# setting is one more option here and one more key there.
+_SET_OPTIONS = [
+    click.option("--title", default=None, help="Shown on the widget and donate page."),
+    click.option(
+        "--status",
+        type=click.Choice([s.value for s in CampaignStatus]),
+        default=None,
+        help="draft (unpublished), active (takes donations) or closed (final figures shown).",
+    ),
+    click.option("--tiers", default=None, help="The whole ladder, major units, e.g. 0,2500,5000."),
+    click.option(
+        "--cta",
+        default=None,
+        help="Call to action on the donate page (≤ 120 characters); '' clears.",
+    ),
+    click.option("--locale", default=None, help="Locale for amounts, e.g. en_US, fr_FR."),
+    click.option("--currency", default=None, help="ISO 4217 code; fixed once money is booked."),
+    click.option("--period", default=None, help="month, week or none; fixed once money is booked."),
+    click.option("--timezone", default=None, help="IANA timezone; fixed once money is booked."),
+    click.option(
+        "--presets",
+        default=None,
+        help="Suggested amounts on the donate page, major units, comma-separated "
+        "(e.g. 10,25,50); '' to derive them from the tiers.",
+    ),
+    click.option(
+        "--instructions",
+        default=None,
+        help="How to pay offline (bank details, address), shown to offline pledgers; '' clears.",
+    ),
+]
+
+
+def _set_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    for option in reversed(_SET_OPTIONS):
+        func = option(func)
+    return func
+
+
+def _changes(session: Session, slug: str, given: dict[str, str]) -> dict[str, Any]:
+    """The changes of set-campaign's options, parsed (amounts in the campaign's currency)."""
+    changes: dict[str, Any] = dict(given)
+    if "status" in changes:
+        changes["status"] = CampaignStatus(changes["status"])
+    if "period" in changes:
+        changes["period"] = parse_kind(changes["period"])
+    if "currency" in changes:
+        changes["currency"] = normalize_currency(changes["currency"])
+    if "tiers" in changes:
+        currency = changes.get("currency") or get_campaign(session, slug).currency
+        changes["tiers"] = parse_tiers(changes["tiers"], currency)
+    return changes
+
+
 @tracker_cli.command("set-campaign")
 @click.argument("slug")
-@click.option(
-    "--presets",
-    default=None,
-    help="Suggested amounts on the donate page, major units, comma-separated "
-    "(e.g. 10,25,50); '' to derive them from the tiers.",
-)
-@click.option(
-    "--instructions",
-    default=None,
-    help="How to pay offline (bank details, address), shown to offline pledgers; '' clears.",
-)
-def set_campaign_cmd(slug: str, presets: str | None, instructions: str | None) -> None:
-    """Change SLUG's donate page settings: suggested amounts, offline payment instructions."""
-    if presets is None and instructions is None:
-        raise OneLineError("nothing to change: give --presets and/or --instructions")
+@_set_options
+def set_campaign_cmd(slug: str, **options: str | None) -> None:
+    """Publish, close or edit a campaign.
+
+    Changes campaign SLUG: its status, title, tiers, call to action, locale and
+    donate page settings. Each change is checked as create-campaign checks it and
+    written to the audit trail.
+    """
+    given = {name: value for name, value in options.items() if value is not None}
+    if not given:
+        names = ", ".join(f"--{name}" for name in options)
+        raise OneLineError(f"nothing to change: give one or more of {names}")
     with unit_of_work() as session:
-        campaign = set_donate_settings(session, slug, presets=presets, instructions=instructions)
-        shown = campaign.preset_amounts or "derived from the tiers"
-        click.echo(f"updated {slug}: presets {shown} (minor units)")
+        campaign = update_campaign(session, slug, _changes(session, slug, given), _actor())
+        parts = [f"status {campaign.status.value}"]
+        if "presets" in given:
+            parts.append(f"presets {campaign.preset_amounts or 'derived from the tiers'}")
+        click.echo(f"updated {slug}: {', '.join(parts)}")
 
 
 @tracker_cli.command("demo")
 def demo() -> None:
-    """Create the demo campaign (2,811 $ raised of 5,000 $); safe to re-run."""
+    """Create the demo campaign; safe to re-run.
+
+    USD, tiers $0 / $2,500 / $5,000, five donors and one partial refund: $2,811 raised.
+    """
     with unit_of_work() as session:
         created = seed_demo(session)
     click.echo(f"demo campaign {'created' if created else 'already present'}: {DEMO_SLUG}")
 
 
-@tracker_cli.command("check-totals")
+@tracker_cli.command("check-totals", short_help="Check every total against the ledger.")
 @click.option("--repair", is_flag=True, help="Rewrite drifted totals from the ledger.")
 def check_totals_cmd(repair: bool) -> None:
     """Recompute every total from the ledger; exit 1 and report if any row drifted."""
@@ -320,7 +380,7 @@ def _print_inbox_report(report: InboxReport) -> None:
         raise click.exceptions.Exit(1)
 
 
-@tracker_cli.command("retry-inbox")
+@tracker_cli.command("retry-inbox", short_help="Apply again the Stripe events left over.")
 @click.option("--limit", default=1000, show_default=True, help="At most this many events.")
 def retry_inbox_cmd(limit: int) -> None:
     """Apply again the Stripe events left received, failed or deferred in the inbox."""
@@ -343,7 +403,7 @@ def retry_inbox_cmd(limit: int) -> None:
     _print_inbox_report(report)
 
 
-@tracker_cli.command("reconcile")
+@tracker_cli.command("reconcile", short_help="Recover missed webhooks from Stripe's list.")
 @click.option(
     "--since",
     default=None,

@@ -1,8 +1,8 @@
-"""App-wide HTTP concerns: health probes, framing policy, JSON errors."""
+"""App-wide HTTP concerns: landing page, health probes, framing policy, outage and JSON errors."""
 
 from __future__ import annotations
 
-from flask import Flask, Response, jsonify, request
+from flask import Flask, Response, jsonify, render_template, request
 from sqlalchemy import text
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from werkzeug.exceptions import HTTPException
@@ -22,6 +22,32 @@ _NO_FRAMING = (
 )
 
 
+# Human pages say it in words; the header is for machines and proxies.
+UNAVAILABLE_MESSAGE = "Temporarily unavailable, try again in a minute."
+RETRY_AFTER = "5"
+PAGE_RETRY_AFTER = "60"
+
+
+def unavailable(response: Response, retry_after: str = RETRY_AFTER) -> Response:
+    """Mark ``response`` as a 503 outage answer: ``Retry-After`` and never cached."""
+    response.status_code = 503
+    response.headers["Retry-After"] = retry_after
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def unavailable_page() -> Response:
+    """The small HTML 503 page people see while the database is down."""
+    body = render_template("unavailable.html", message=UNAVAILABLE_MESSAGE)
+    return unavailable(Response(body, mimetype="text/html"), PAGE_RETRY_AFTER)
+
+
+def _wants_json() -> bool:
+    # Machines: the API, the health probes and Stripe's webhook deliveries.
+    machine = request.path.startswith(("/api/", "/healthz", "/livez"))
+    return machine or request.blueprint == "webhooks"
+
+
 def json_error(status: int, code: str, message: str) -> Response:
     """A JSON error body ``{"error": code, "message": message}`` with ``status``."""
     response = jsonify(error=code, message=message)
@@ -38,6 +64,13 @@ def allow_framing(response: Response) -> Response:
 
 def init_app(app: Flask) -> None:
     """Register the health probes and the default framing policy."""
+
+    @app.get("/")
+    def index() -> str:
+        """The landing page: where the demo, the embeds, the API and the admin are."""
+        from tracker.services.demo import DEMO_SLUG
+
+        return render_template("index.html", slug=DEMO_SLUG)
 
     @app.get("/livez")
     def livez() -> Response:
@@ -58,9 +91,9 @@ def init_app(app: Flask) -> None:
     def _database_down(exc: OperationalError) -> Response:
         # An outage is not a bug: say so with 503 so clients and proxies retry.
         app.logger.error("database unavailable: %s", exc.orig)
-        response = json_error(503, "unavailable", "the service is temporarily unavailable")
-        response.headers["Retry-After"] = "5"
-        return response
+        if not _wants_json():
+            return unavailable_page()
+        return unavailable(json_error(503, "unavailable", "the service is temporarily unavailable"))
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Response | HTTPException:

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from tests import factories
 from tests.browser.conftest import Host, Live, Tab
+from tracker.models import CampaignStatus
 
 CTA = "Do you like this content? Consider helping us!"
 HOSTILE_CSS = """
@@ -47,6 +48,10 @@ READ_WIDGET = """(el) => {
     cta: r.querySelector('.x .c span') ? q('.c span').textContent : null,
     href: r.querySelector('.x .c a') ? q('.c a').href : null,
     fill: q('.f').style.width,
+    // What is drawn, not what is set: an unset width used to draw a full bar.
+    fillWidth: parseFloat(getComputedStyle(q('.f')).width),
+    barWidth: bar.getBoundingClientRect().width,
+    link: [...r.querySelectorAll('a')].filter((a) => a.getBoundingClientRect().width > 0).length,
     text: r.textContent,
     height: el.getBoundingClientRect().height,
   };
@@ -239,6 +244,8 @@ def test_no_layout_shift_when_the_data_arrives(tab: Tab, live: Live, host: Host)
     before = element.evaluate(READ_WIDGET)
     # The neutral state: nothing invented, nothing broken, the final height already.
     assert before["now"] is None
+    assert before["fillWidth"] == 0
+    assert before["amount"] == ""
     assert "NaN" not in before["text"] and "undefined" not in before["text"]
     boxes_before = tab.page.evaluate(
         "[...document.body.children].map((e) => e.getBoundingClientRect().toJSON())"
@@ -255,12 +262,21 @@ def test_no_layout_shift_when_the_data_arrives(tab: Tab, live: Live, host: Host)
     assert tab.page.evaluate("window.__shift") == 0, tab.page.evaluate("window.__sources")
 
 
-@pytest.mark.parametrize("campaign", ["nope", "unreachable"])
-def test_neutral_state_when_the_api_fails(tab: Tab, live: Live, host: Host, campaign: str) -> None:
-    if campaign == "unreachable":
+@pytest.mark.parametrize("case", ["unknown", "draft", "unreachable"])
+def test_neutral_state_when_the_api_fails(
+    tab: Tab, live: Live, host: Host, live_session: Session, case: str
+) -> None:
+    campaign = {"unknown": "nope", "draft": "unpublished", "unreachable": "demo"}[case]
+    if case == "draft" and not _exists(live_session, campaign):
+        factories.campaign(live_session, campaign, status=CampaignStatus.DRAFT)
+    if case == "unreachable":
         tab.page.route(f"{live.origin}/api/v1/**", lambda route: route.abort())
+    warnings: list[str] = []
+    tab.page.on("console", lambda m: warnings.append(m.text) if m.type == "warning" else None)
     tab.page.goto(
-        host.page(f"/fail-{campaign}.html", host_page(live, widget(f'campaign="{campaign}"', 92)))
+        host.page(
+            f"/fail-{case}.html", host_page(live, widget(f'campaign="{campaign}" cta="{CTA}"'))
+        )
     )
     tab.page.wait_for_function("!!customElements.get('tracker-progress')")
     tab.page.wait_for_timeout(500)
@@ -269,7 +285,17 @@ def test_neutral_state_when_the_api_fails(tab: Tab, live: Live, host: Host, camp
     assert seen["amount"] == ""
     assert seen["labels"] == []
     assert "NaN" not in seen["text"] and "undefined" not in seen["text"]
-    assert seen["height"] == 92
+    assert seen["height"] == 140
+    # An empty track, not a full one.
+    assert seen["barWidth"] > 100
+    assert seen["fillWidth"] == 0
+    if case == "unreachable":
+        # The campaign may well exist: its donate page stays one click away.
+        assert seen["link"] == 1
+        assert warnings == []
+    else:
+        assert seen["link"] == 0
+        assert [w for w in warnings if campaign in w and "no campaign" in w], warnings
     # Only the browser's own network message, never a script error.
     assert not [e for e in tab.errors if "Failed to load resource" not in e]
 
@@ -366,3 +392,16 @@ def test_a_tab_coming_back_refreshes_at_once(
              .querySelector('.a').textContent.startsWith('$500 ')""",
         timeout=3_000,
     )
+
+
+@pytest.mark.parametrize(
+    "path", ["/demo/article", "/", "/donate/demo", "/campaigns/demo/embed", "/embed/demo?cta=Hi"]
+)
+def test_pages_fit_a_390_px_phone_without_sideways_scrolling(
+    tab: Tab, live: Live, path: str
+) -> None:
+    tab.page.set_viewport_size({"width": 390, "height": 844})
+    tab.page.goto(live.origin + path)
+    tab.page.wait_for_load_state("load")
+    width = tab.page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 390, f"{path} is {width} px wide"

@@ -56,7 +56,7 @@ def _period(period: Period | None) -> dict[str, Any] | None:
 
 
 def progress_document(report: ProgressReport) -> dict[str, Any]:
-    """The public JSON shape of a campaign's progress (DESIGN.md's contract)."""
+    """The public JSON shape of a campaign's progress (the contract of docs/api.md)."""
     return {
         "slug": report.slug,
         "title": report.title,

@@ -101,7 +101,7 @@ def _render(
         campaign=campaign,
         report=report,
         # The same bar as the embeds draw (tier positions, accessible text).
-        bar=bar_view(report, EmbedOptions(), donate_href=""),
+        bar=bar_view(report, EmbedOptions(show_donors=True), donate_href=""),
         form=form,
         card=_card_payments(),
         closed=page.closed_reason,

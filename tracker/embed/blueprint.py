@@ -17,6 +17,7 @@ from importlib.resources import files
 
 from flask import Blueprint, Response, current_app, redirect, render_template, request, url_for
 from markupsafe import Markup
+from sqlalchemy.exc import OperationalError
 from werkzeug.datastructures import MultiDict
 from werkzeug.wrappers import Response as BaseResponse
 
@@ -30,13 +31,13 @@ from tracker.embed.options import (
     OptionError,
     parse_options,
 )
-from tracker.embed.render import DEFAULT_COLOR, BarView, bar_view
+from tracker.embed.render import DEFAULT_COLOR, BarView, bar_view, neutral_view
 from tracker.embed.svg import SIZES, place
 from tracker.microcache import Rendered, not_modified, render_cache
 from tracker.services.campaigns import CampaignNotFound
 from tracker.services.demo import DEMO_SLUG
 from tracker.services.progress import ProgressReport, campaign_progress
-from tracker.web import allow_framing
+from tracker.web import UNAVAILABLE_MESSAGE, allow_framing, unavailable, unavailable_page
 
 bp = Blueprint("embed", __name__)
 
@@ -149,7 +150,42 @@ def _embed(
     except OptionError as exc:
         return _plain(400, str(exc))
     except CampaignNotFound:
-        return _plain(404, "campaign not found")
+        # Drawn, not written: a publisher's page shows an empty bar, never an error text.
+        return _neutral(kind, 404)
+
+
+_KINDS: dict[str, tuple[tuple[str, ...], str, str]] = {
+    "frame": (ALL_OPTIONS, "text/html", FRAME_CSP),
+    "svg": (IMAGE_OPTIONS, "image/svg+xml", SVG_CSP),
+}
+
+
+def _neutral(kind: str, status: int, message: str = "") -> Response:
+    """The bar without data (empty track, no figures, no donate link) with ``status``."""
+    allowed, mimetype, csp = _KINDS[kind]
+    try:
+        options = parse_options(request.args, allowed)
+    except OptionError:
+        options = EmbedOptions()
+    view = neutral_view(options, message)
+    body = _frame_html(view) if kind == "frame" else _svg(view)
+    response = Response(body, status=status, mimetype=mimetype)
+    response.headers["Cache-Control"] = EMBED_CACHE_CONTROL
+    response.headers["Content-Security-Policy"] = csp
+    if kind == "svg":
+        response.headers["Access-Control-Allow-Origin"] = "*"
+    return allow_framing(response)
+
+
+@bp.errorhandler(OperationalError)
+def _database_down(exc: OperationalError) -> Response:
+    # Each route answers in its own type: a publisher's iframe or <img> shows the
+    # neutral bar, people get the small HTML page; all 503 with Retry-After.
+    current_app.logger.error("database unavailable: %s", exc.orig)
+    kind = {"embed.frame": "frame", "embed.image": "svg"}.get(request.endpoint or "")
+    if kind is None:
+        return unavailable_page()
+    return unavailable(_neutral(kind, 503, UNAVAILABLE_MESSAGE))
 
 
 def _frame_html(view: BarView) -> str:
@@ -233,7 +269,7 @@ def builder(slug: str) -> Response | tuple[str, int]:
 
 @bp.get("/demo/article")
 def demo_article() -> str:
-    """A news article page carrying the bar and the call to action in its footer."""
+    """A news article page carrying the bar and the call to action above its footer."""
     return render_template("demo/article.html", slug=DEMO_SLUG, base=public_base())
 
 

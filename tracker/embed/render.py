@@ -46,6 +46,40 @@ class BarView:
     size: str
     cta: str | None
     cta_href: str | None
+    # False for the neutral bar (no data): an empty track, no figures, no link.
+    available: bool = True
+    # Said in place of the figures when there are none (e.g. the database is down).
+    message: str = ""
+
+
+NEUTRAL_TITLE = "Fundraising progress"
+
+
+def neutral_view(options: EmbedOptions, message: str = "") -> BarView:
+    """The bar without data: an empty track, no amounts, no tier marks, no donate link.
+
+    What the embeds draw for an unknown or draft campaign and while the database is
+    down, exactly like ``embed.js``'s neutral state: nothing a reader could take for
+    progress, and no link to a donate page that does not exist.
+    """
+    return BarView(
+        slug="",
+        title=NEUTRAL_TITLE,
+        raised="",
+        goal="",
+        fill=Decimal(0),
+        marks=(),
+        donors=None,
+        value_now=0,
+        value_max=0,
+        value_text=message,
+        color=options.color or DEFAULT_COLOR,
+        size=options.size,
+        cta=options.cta,
+        cta_href=None,
+        available=False,
+        message=message,
+    )
 
 
 def _ratio(part: int, whole: int) -> Decimal:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import exists, select
@@ -15,7 +16,7 @@ from sqlalchemy.orm import Session, selectinload
 from tracker.domain.money import MoneyError, normalize_currency, normalize_locale, parse_amount
 from tracker.domain.periods import PeriodKind, parse_timezone
 from tracker.domain.progress import validate_tiers
-from tracker.models import Campaign, CampaignStatus, LedgerEntry, Tier, utcnow
+from tracker.models import AuditEvent, Campaign, CampaignStatus, LedgerEntry, Tier, utcnow
 
 _SLUG = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?")
 
@@ -61,6 +62,11 @@ def parse_tiers(text: str, currency: str) -> list[int]:
 
     :raise CampaignError: naming the tier that could not be read or the ladder's fault.
     """
+    try:
+        # The currency first: an unknown one is not the fault of the first tier.
+        currency = normalize_currency(currency)
+    except MoneyError as exc:
+        raise CampaignError(str(exc)) from None
     parts = [p.strip() for p in (text or "").split(",")]
     if not parts or any(p == "" for p in parts):
         raise CampaignError("give tiers as amounts separated by commas, e.g. 0,2500,5000")
@@ -139,30 +145,117 @@ _EDITABLE = {
     "show_cents",
     "starts_at",
     "ends_at",
+    "cta",
     *_FROZEN_ONCE_FUNDED,
 }
+# Settings of the donate page, kept by tracker.services.pledges.set_donate_settings.
+_DONATE_SETTINGS = {"presets": "preset_amounts", "instructions": "payment_instructions"}
+CHANGEABLE = frozenset({*_EDITABLE, "tiers", "tier_labels", *_DONATE_SETTINGS})
+MAX_CTA = 120
+
+
+def validate_cta(text: str | None) -> str | None:
+    """A call to action as stored: stripped, ``None`` when empty.
+
+    :raise CampaignError: if it is longer than 120 characters or holds control characters.
+    """
+    cta = (text or "").strip()
+    if len(cta) > MAX_CTA:
+        raise CampaignError(f"the call to action must be at most {MAX_CTA} characters")
+    if any(ord(c) < 32 or ord(c) == 127 for c in cta):
+        raise CampaignError("the call to action must be one line of text")
+    return cta or None
+
+
+def _audit_value(value: Any) -> Any:
+    # Audit details are JSON: enums by value, instants as ISO text.
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, StrEnum):
+        return value.value
+    if isinstance(value, (list, tuple)):
+        return [_audit_value(v) for v in value]
+    return value
+
+
+def _snapshot(campaign: Campaign) -> dict[str, Any]:
+    state = {name: getattr(campaign, name) for name in _EDITABLE}
+    state["tiers"] = [t.amount for t in campaign.tiers]
+    state["tier_labels"] = [t.label for t in campaign.tiers]
+    for key, column in _DONATE_SETTINGS.items():
+        state[key] = getattr(campaign, column)
+    return {name: _audit_value(value) for name, value in state.items()}
 
 
 def update_campaign(
-    session: Session,
-    slug: str,
-    *,
-    tiers: Sequence[int] | None = None,
-    tier_labels: Sequence[str | None] = (),
-    **changes: Any,
+    session: Session, slug: str, changes: Mapping[str, Any], actor: str
 ) -> Campaign:
-    """Change a campaign's fields and/or replace its tier ladder. Flushes; the caller commits.
+    """Apply ``changes`` to campaign ``slug`` and audit them. Flushes; the caller commits.
 
-    Currency, period and timezone are fixed once the campaign has ledger entries:
-    changing them would move money already counted.
+    Every value is checked as ``create_campaign`` checks it; currency, period and
+    timezone are fixed once the campaign has ledger entries (changing them would
+    move money already counted). What actually changed is written to one
+    ``campaign_updated`` audit event (``{"changes": {field: {"from", "to"}}}``);
+    a change to nothing writes nothing.
 
+    :param changes: field → new value. ``title``, ``locale``, ``status``
+        (:class:`CampaignStatus`), ``show_cents``, ``starts_at``, ``ends_at``,
+        ``cta`` (``""`` or ``None`` clears), ``currency``, ``period``
+        (:class:`PeriodKind`), ``timezone``, ``tiers`` (minor units, the whole
+        ladder) with optional ``tier_labels``, and the donate page's ``presets``
+        and ``instructions`` (as :func:`tracker.services.pledges.set_donate_settings`
+        takes them). New settings are added here, as one more key.
+    :param actor: who asks (``cli:alice``, an admin's name), for the audit trail.
+    :returns: the campaign.
     :raise CampaignNotFound: if no campaign has ``slug``.
     :raise CampaignError: for an unknown field or an invalid value.
     """
-    campaign = get_campaign(session, slug)
-    unknown = set(changes) - _EDITABLE
+    unknown = set(changes) - CHANGEABLE
     if unknown:
         raise CampaignError(f"cannot change {', '.join(sorted(unknown))}")
+    campaign = get_campaign(session, slug)
+    before = _snapshot(campaign)
+    fields = {k: v for k, v in changes.items() if k in _EDITABLE}
+    if "cta" in fields:
+        fields["cta"] = validate_cta(fields["cta"])
+    tiers = changes.get("tiers")
+    if tiers is None and "tier_labels" in changes:
+        tiers = [t.amount for t in campaign.tiers]  # new labels on the same ladder
+    _apply_fields(session, campaign, fields, tiers, changes.get("tier_labels", ()))
+    settings = {k: changes[k] for k in _DONATE_SETTINGS if k in changes}
+    if settings:
+        # Imported here: the pledges service itself builds on this module.
+        from tracker.services.pledges import set_donate_settings
+
+        set_donate_settings(session, slug, **settings)
+    after = _snapshot(campaign)
+    moved = {
+        name: {"from": before[name], "to": after[name]}
+        for name in sorted(after)
+        if before[name] != after[name]
+    }
+    if moved:
+        session.add(
+            AuditEvent(
+                actor=actor,
+                action="campaign_updated",
+                campaign_id=campaign.id,
+                details={"changes": moved},
+            )
+        )
+        session.flush()
+    return campaign
+
+
+def _apply_fields(
+    session: Session,
+    campaign: Campaign,
+    changes: Mapping[str, Any],
+    tiers: Sequence[int] | None,
+    tier_labels: Sequence[str | None],
+) -> None:
+    if not changes and tiers is None:
+        return
     spec = CampaignSpec(
         slug=campaign.slug,
         title=campaign.title,
@@ -178,16 +271,20 @@ def update_campaign(
         tier_labels=tier_labels if tiers is not None else [t.label for t in campaign.tiers],
     )
     for name, value in changes.items():
-        setattr(spec, name, value)
+        if name != "cta":
+            setattr(spec, name, value)
     try:
         _check(spec)
+        spec.status = CampaignStatus(spec.status)
     except (MoneyError, ValueError) as exc:
         raise CampaignError(str(exc)) from None
     moving = [n for n in _FROZEN_ONCE_FUNDED if getattr(spec, n) != getattr(campaign, n)]
     if moving and session.scalar(select(exists().where(LedgerEntry.campaign_id == campaign.id))):
         raise CampaignError(f"cannot change {', '.join(moving)}: the campaign has payments")
-    for name in _EDITABLE:
+    for name in _EDITABLE - {"cta"}:
         setattr(campaign, name, getattr(spec, name))
+    if "cta" in changes:
+        campaign.cta = changes["cta"]
     if tiers is not None:
         campaign.tiers.clear()
         session.flush()  # free the (campaign, position) keys before reusing them
@@ -195,7 +292,6 @@ def update_campaign(
     campaign.version += 1
     campaign.updated_at = utcnow()
     session.flush()
-    return campaign
 
 
 def get_campaign(session: Session, slug: str, *, public: bool = False) -> Campaign:

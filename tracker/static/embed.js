@@ -10,7 +10,7 @@ C=`:host{display:block!important;height:auto!important;padding:0!important;borde
 .c span{white-space:normal;max-height:32px}
 b{font-size:18px}
 .b{position:relative;height:12px;margin:8px 0 6px;overflow:hidden;border-radius:6px;background:#eee}
-.f{height:100%;transition:width .6s}
+.f{height:100%;width:0;transition:width .6s}
 .k{position:absolute;top:0;width:2px;height:100%;background:#fff}
 .l{position:relative;height:16px}
 .m{position:absolute}
@@ -18,17 +18,17 @@ b{font-size:18px}
 .x .c{margin-top:12px;height:36px}
 .c a{padding:0 16px;line-height:36px;border-radius:6px;color:#fff;background:#222;font-weight:600;text-decoration:none}
 @media (prefers-reduced-motion){.f{transition:none}}`,
-E=(p,t,c,x)=>{let e=p.appendChild(D.createElement(t));e.className=c;e.textContent=x;return e};
+E=(p,t,c,x,e=p.appendChild(D.createElement(t)))=>(e.className=c,e.textContent=x,e);
 customElements.get(N)||(addEventListener("message",e=>{let h=+(e.data||0)["tracker:height"];
 if(e.origin==O&&h>0&&h<2e3)for(let f of D.querySelectorAll("iframe"))f.contentWindow==e.source&&(f.style.height=h+"px")}),
 customElements.define(N,class extends HTMLElement{
 connectedCallback(){let a=this.a=k=>this.getAttribute(k),c=a("cta"),o=a("color"),r=this.shadowRoot||this.attachShadow({mode:"open"}),l;
 this.v||=()=>D.hidden||!this.isConnected||this.load();
 r.innerHTML=`<style>${C}</style><div class="w ${a("size")=="compact"?"s":c!=null?"x":""}"><div class=t><span class=a></span><span class=d></span></div><div class=b role=progressbar aria-valuemin=0><div class=f></div></div><div class=l aria-hidden=true></div><div class=c><span></span><a target=_blank rel=noopener>Donate</a></div></div>`;
-this.z=r.querySelectorAll(".a,.d,.b,.f,.l,.x .c");
+this.z=r.querySelectorAll(".a,.d,.b,.f,.l,.c");
 l=this.z[3].style;l.background="#0969da";o&&(l.background=o);
-if(l=this.z[5]){l.firstChild.textContent=c;l=l.lastChild;
-l.href=a("cta-href")||O+"/donate/"+a("campaign");/^https?:$/.test(l.protocol)||(l.href=O)}
+l=this.z[5];l.firstChild.textContent=c;l=this.k=l.lastChild;
+l.href=a("cta-href")||O+"/donate/"+a("campaign");/^https?:$/.test(l.protocol)||(l.href=O);
 this.draw();this.load();D.addEventListener("visibilitychange",this.v);
 this.i||=setInterval(this.v,1e3*Math.min(3600,Math.max(1,+a("refresh")||60)))}
 draw(){let d=this.d,[a,o,b,f,l]=this.z,A=(k,v)=>b.setAttribute("aria-"+k,v),L=this.a("locale"),t,p,F,n,g,y,P,T,R,M,q;
@@ -42,5 +42,5 @@ o.textContent=this.a("show-donors")!=null?d.donors+" donor"+(d.donors==1?"":"s")
 f.style.width=P(d.raised);b.replaceChildren(f);l.replaceChildren();
 t.forEach((x,i)=>{E(l,"span",x.reached?"m r":"m",T[i]).style.cssText=`left:${q=P(x.amount)};transform:translateX(-${q})`;x.amount>0&&x.amount<p&&(E(b,"i","k","").style.left=q)});
 A("valuemax",p);A("valuenow",M(d.raised));A("valuetext",R+" raised of "+g+(y?"; tier "+y+" reached":""))}
-load(){fetch(O+"/api/v1/campaigns/"+this.a("campaign"),{cache:"no-cache"}).then(r=>r.json())
-.then(d=>{if(!(d.tiers.every(t=>I(t.amount)&&t.label)&&I(d.raised+d.donors)&&d.raised_display&&d.title))throw 0;this.d=d}).catch(()=>0).then(()=>this.draw())}}))})();
+load(){let s=this.a("campaign");fetch(O+"/api/v1/campaigns/"+s,{cache:"no-cache"}).then(r=>(r.status==404&&(console.warn(N,"no campaign",s),this.k.hidden=1),r.json()))
+.then(d=>{if(!(d.tiers.every(t=>I(t.amount)&&t.label)&&I(d.raised+d.donors)&&d.raised_display&&d.title))throw 0;this.d=d}).catch(_=>0).then(_=>this.draw())}}))})();
