@@ -32,6 +32,7 @@ from tracker.embed.options import (
 )
 from tracker.embed.render import DEFAULT_COLOR, BarView, bar_view
 from tracker.embed.svg import SIZES, place
+from tracker.i18n import select_locale
 from tracker.microcache import Rendered, not_modified, render_cache
 from tracker.services.campaigns import CampaignNotFound
 from tracker.services.demo import DEMO_SLUG
@@ -140,7 +141,10 @@ def _embed(
 
     def build() -> bytes:
         options = parse_options(request.args, allowed)
-        return draw(_view(campaign_progress(get_session(), slug), options)).encode()
+        report = campaign_progress(get_session(), slug)
+        # The words follow the explicit locale option, else the campaign's (docs/i18n.md).
+        select_locale(options.locale or report.locale)
+        return draw(_view(report, options)).encode()
 
     try:
         # Keys hold the raw query string: only a valid one ever gets an entry
@@ -212,6 +216,8 @@ def builder(slug: str) -> Response | tuple[str, int]:
         options = parse_options(given, ALL_OPTIONS)
     except OptionError as exc:
         error, options = str(exc), EmbedOptions()
+    # The previews and the image's alt text speak the embed's language; the page stays English.
+    select_locale(options.locale or report.locale)
     view = _view(report, options, cached=False)
     height = frame_height(options)
     code = snippets.build(public_base(), slug, report.title, view.value_text, options, height)
