@@ -30,6 +30,7 @@ from tracker.services.campaigns import (
     create_campaign,
     get_campaign,
     parse_tiers,
+    update_campaign,
 )
 from tracker.services.demo import DEMO_SLUG, seed_demo
 from tracker.services.ledger import check_totals
@@ -42,6 +43,13 @@ _EXPECTED = (CampaignError, CampaignNotFound, MoneyError, TierError, PeriodError
 
 # Amounts typed on the command line: digits, and a dot before any decimals.
 _PLAIN_AMOUNT = re.compile(r"[0-9]+(\.[0-9]+)?")
+
+AMOUNT_PATTERN = click.option(
+    "--amount-pattern",
+    default=None,
+    help="Show amounts with this Babel pattern, e.g. '#,##0 ¤' for '2,811 $' (docs/i18n.md); "
+    "'' for the locale's own.",
+)
 
 
 class OneLineError(click.ClickException):
@@ -165,6 +173,7 @@ def _campaign_options(func: Callable[..., Any]) -> Callable[..., Any]:
 @tracker_cli.command("create-campaign")
 @click.argument("slug")
 @_campaign_options
+@AMOUNT_PATTERN
 def create_campaign_cmd(
     slug: str,
     title: str,
@@ -175,6 +184,7 @@ def create_campaign_cmd(
     locale: str,
     show_cents: bool,
     draft: bool,
+    amount_pattern: str | None,
 ) -> None:
     """Create campaign SLUG with its tier ladder."""
     with unit_of_work() as session:
@@ -194,6 +204,7 @@ def create_campaign_cmd(
                 timezone=timezone,
                 show_cents=show_cents,
                 status=CampaignStatus.DRAFT if draft else CampaignStatus.ACTIVE,
+                amount_pattern=amount_pattern,
             ),
         )
         click.echo(f"created campaign {campaign.slug} ({campaign.status.value})")
@@ -268,11 +279,19 @@ def add_offline_payment_cmd(
     default=None,
     help="How to pay offline (bank details, address), shown to offline pledgers; '' clears.",
 )
-def set_campaign_cmd(slug: str, presets: str | None, instructions: str | None) -> None:
+@AMOUNT_PATTERN
+def set_campaign_cmd(
+    slug: str, presets: str | None, instructions: str | None, amount_pattern: str | None
+) -> None:
     """Change SLUG's donate page settings: suggested amounts, offline payment instructions."""
-    if presets is None and instructions is None:
+    if presets is None and instructions is None and amount_pattern is None:
         raise OneLineError("nothing to change: give --presets and/or --instructions")
     with unit_of_work() as session:
+        if amount_pattern is not None:
+            update_campaign(session, slug, amount_pattern=amount_pattern or None)
+            click.echo(f"updated {slug}: amounts shown with {amount_pattern or 'the locale'}")
+            if presets is None and instructions is None:
+                return
         campaign = set_donate_settings(session, slug, presets=presets, instructions=instructions)
         shown = campaign.preset_amounts or "derived from the tiers"
         click.echo(f"updated {slug}: presets {shown} (minor units)")
