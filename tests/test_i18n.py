@@ -336,3 +336,22 @@ def test_the_catalogs_hold_every_string_of_the_sources(tmp_path: Path) -> None:
     for lang in TRANSLATED:
         have = {m.id if isinstance(m.id, str) else m.id[0] for m in _catalog(lang) if m.id}
         assert wanted <= have, f"{lang} misses {sorted(wanted - have)}: run `make translations`"
+
+
+def test_a_long_summary_is_squeezed_beside_the_donor_count_of_a_small_image(
+    client: FlaskClient, session: Session
+) -> None:
+    fund(session, "es_ES")
+    query = "?size=compact&show-donors=1"
+    # "3.000 US$ recaudados de 5.000 US$" and "2 donantes" do not both fit in 320 units.
+    spanish = client.get("/campaigns/fund/progress.svg" + query).text
+    fit = re.search(
+        r'class="a"[^>]* textLength="([\d.]+)" lengthAdjust="spacingAndGlyphs"', spanish
+    )
+    assert fit is not None
+    assert float(fit.group(1)) < 320 - 2 * 8 - 60
+    # English is shorter and is left as it is; so is the full size.
+    assert (
+        "textLength" not in client.get("/campaigns/fund/progress.svg" + query + "&locale=en").text
+    )
+    assert "textLength" not in client.get("/campaigns/fund/progress.svg?show-donors=1").text

@@ -30,8 +30,8 @@ from tracker.embed.options import (
     OptionError,
     parse_options,
 )
-from tracker.embed.render import DEFAULT_COLOR, BarView, bar_view
-from tracker.embed.svg import SIZES, place
+from tracker.embed.render import DEFAULT_COLOR, BarView, bar_view, summary_text
+from tracker.embed.svg import SIZES, place, summary_fit
 from tracker.i18n import select_locale
 from tracker.microcache import Rendered, not_modified, render_cache
 from tracker.services.campaigns import CampaignNotFound
@@ -162,7 +162,10 @@ def _frame_html(view: BarView) -> str:
 
 def _svg(view: BarView) -> str:
     box, fill, marks = place(view)
-    return render_template("embed/progress.svg", view=view, box=box, fill=fill, marks=marks)
+    fit = summary_fit(view, summary_text(view.raised, view.goal))
+    return render_template(
+        "embed/progress.svg", view=view, box=box, fill=fill, marks=marks, fit=fit
+    )
 
 
 @bp.get("/embed/<slug>")
