@@ -22,6 +22,7 @@ from flask.testing import FlaskClient
 from sqlalchemy.orm import Session
 
 from tests import factories
+from tests.conftest import make_app
 from tests.test_donate import submit
 from tracker import create_app
 from tracker.domain.money import format_money
@@ -355,3 +356,17 @@ def test_a_long_summary_is_squeezed_beside_the_donor_count_of_a_small_image(
         "textLength" not in client.get("/campaigns/fund/progress.svg" + query + "&locale=en").text
     )
     assert "textLength" not in client.get("/campaigns/fund/progress.svg?show-donors=1").text
+
+
+def test_the_rate_limit_page_speaks_the_campaigns_language(db_url: str, session: Session) -> None:
+    fund(session, "de_DE")
+    app = make_app(db_url, DONATE_RATE_LIMIT="1 per minute")
+    try:
+        client = app.test_client()
+        assert submit(client, email="bad").status_code == 400
+        limited = submit(client)
+        assert limited.status_code == 429
+        assert "Zu viele Versuche" in limited.text
+        assert '<html lang="de">' in limited.text
+    finally:
+        app.extensions["tracker.db"].dispose()

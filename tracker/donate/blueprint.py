@@ -20,6 +20,7 @@ from flask import (
     request,
     url_for,
 )
+from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response as BaseResponse
 
@@ -325,7 +326,8 @@ def _error(status: int, title: str, message: str) -> Response:
 def _too_many(exc: HTTPException) -> Response:
     # The limit answers before the view ran: the page still speaks the campaign's language.
     slug = (request.view_args or {}).get("slug")
-    with contextlib.suppress(CampaignNotFound):
+    # Best effort: a database that does not answer leaves the page English, not a 500.
+    with contextlib.suppress(CampaignNotFound, SQLAlchemyError):
         select_locale(get_campaign(get_session(), str(slug), public=True).locale)
     response = _error(
         429,
