@@ -45,7 +45,7 @@ test: lint
 ## Commit the .po and .mo files together (a test checks that they agree; docs/i18n.md).
 translations: $(VENV)/.installed
 	$(BIN)/pybabel extract -F babel.cfg -k lazy_gettext -k N_ --no-location --sort-output \
-		--project tracker --copyright-holder "tracker contributors" --width 100 \
+		--project tracker --version 0.1.0 --copyright-holder "tracker contributors" --width 100 \
 		-o tracker/translations/messages.pot .
 	$(BIN)/pybabel update -i tracker/translations/messages.pot -d tracker/translations \
 		--no-fuzzy-matching --width 100 --ignore-pot-creation-date
