@@ -6,7 +6,7 @@ FLASK    = $(BIN)/flask --app wsgi
 HOST    ?= 127.0.0.1
 PORT    ?= 5000
 
-.PHONY: run test test-clock lint bench clean
+.PHONY: run test test-clock lint bench clean translations
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,16 @@ test: lint
 ## test-clock: only the moved-clock runs (see tests/moved_clock.sh).
 test-clock: $(VENV)/.installed
 	PYTEST=$(BIN)/pytest tests/moved_clock.sh
+
+## translations: extract the public texts, merge them into every catalog, compile the .mo files.
+## Commit the .po and .mo files together (a test checks that they agree; docs/i18n.md).
+translations: $(VENV)/.installed
+	$(BIN)/pybabel extract -F babel.cfg -k lazy_gettext -k N_ --no-location --sort-output \
+		--project tracker --version 0.1.0 --copyright-holder "tracker contributors" --width 100 \
+		-o tracker/translations/messages.pot .
+	$(BIN)/pybabel update -i tracker/translations/messages.pot -d tracker/translations \
+		--no-fuzzy-matching --width 100 --ignore-pot-creation-date
+	$(BIN)/pybabel compile -d tracker/translations --statistics
 
 ## bench: the benchmarks in bench/ (see bench/README.md); needs wrk, nginx, PostgreSQL.
 bench: $(VENV)/.installed

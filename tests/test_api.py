@@ -33,6 +33,8 @@ def test_demo_campaign_matches_the_contract(client: FlaskClient, session: Sessio
         "percent",
         "period",
         "updated_at",
+        # Added (the contract may grow): the widget's sentences (docs/i18n.md).
+        "texts",
     }
     assert body["slug"] == "demo"
     assert body["currency"] == "USD"

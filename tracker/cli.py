@@ -43,6 +43,13 @@ _EXPECTED = (CampaignError, CampaignNotFound, MoneyError, TierError, PeriodError
 # Amounts typed on the command line: digits, and a dot before any decimals.
 _PLAIN_AMOUNT = re.compile(r"[0-9]+(\.[0-9]+)?")
 
+AMOUNT_PATTERN = click.option(
+    "--amount-pattern",
+    default=None,
+    help="Show amounts with this Babel pattern, e.g. '#,##0 ¤' for '2,811 $' (docs/i18n.md); "
+    "'' for the locale's own.",
+)
+
 
 class OneLineError(click.ClickException):
     """Printed as a single ``Error: ...`` line; exit status 2 like a usage error."""
@@ -165,6 +172,7 @@ def _campaign_options(func: Callable[..., Any]) -> Callable[..., Any]:
 @tracker_cli.command("create-campaign")
 @click.argument("slug")
 @_campaign_options
+@AMOUNT_PATTERN
 def create_campaign_cmd(
     slug: str,
     title: str,
@@ -175,6 +183,7 @@ def create_campaign_cmd(
     locale: str,
     show_cents: bool,
     draft: bool,
+    amount_pattern: str | None,
 ) -> None:
     """Create campaign SLUG with its tier ladder."""
     with unit_of_work() as session:
@@ -194,6 +203,7 @@ def create_campaign_cmd(
                 timezone=timezone,
                 show_cents=show_cents,
                 status=CampaignStatus.DRAFT if draft else CampaignStatus.ACTIVE,
+                amount_pattern=amount_pattern,
             ),
         )
         click.echo(f"created campaign {campaign.slug} ({campaign.status.value})")
@@ -289,6 +299,7 @@ _SET_OPTIONS = [
         default=None,
         help="How to pay offline (bank details, address), shown to offline pledgers; '' clears.",
     ),
+    AMOUNT_PATTERN,
 ]
 
 
@@ -303,6 +314,8 @@ def _changes(session: Session, slug: str, given: dict[str, str]) -> dict[str, An
     changes: dict[str, Any] = dict(given)
     if "status" in changes:
         changes["status"] = CampaignStatus(changes["status"])
+    if "amount_pattern" in changes:
+        changes["amount_pattern"] = changes["amount_pattern"] or None
     if "period" in changes:
         changes["period"] = parse_kind(changes["period"])
     if "currency" in changes:

@@ -152,6 +152,8 @@ class Campaign(Base):
     payment_instructions: Mapped[str | None] = mapped_column(Text)
     # The campaign's call to action ("Consider helping us!"), on its donate page.
     cta: Mapped[str | None] = mapped_column(String(120))
+    # The campaign's own Babel number pattern for amounts ("#,##0 ¤"); NULL: the locale's.
+    amount_pattern: Mapped[str | None] = mapped_column(String(40))
     # Bumped on every change of the campaign itself, so caches and ETags notice.
     version: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -8,6 +8,8 @@ from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from werkzeug.exceptions import HTTPException
 
 from tracker.db import get_session
+from tracker.domain.money import N_
+from tracker.i18n import gettext
 
 _EMBEDDABLE = "tracker_embeddable"
 # Sent on every response unless the view set them.
@@ -23,7 +25,7 @@ _NO_FRAMING = (
 
 
 # Human pages say it in words; the header is for machines and proxies.
-UNAVAILABLE_MESSAGE = "Temporarily unavailable, try again in a minute."
+UNAVAILABLE_MESSAGE = N_("Temporarily unavailable, try again in a minute.")
 RETRY_AFTER = "5"
 PAGE_RETRY_AFTER = "60"
 
@@ -38,7 +40,7 @@ def unavailable(response: Response, retry_after: str = RETRY_AFTER) -> Response:
 
 def unavailable_page() -> Response:
     """The small HTML 503 page people see while the database is down."""
-    body = render_template("unavailable.html", message=UNAVAILABLE_MESSAGE)
+    body = render_template("unavailable.html", message=gettext(UNAVAILABLE_MESSAGE))
     return unavailable(Response(body, mimetype="text/html"), PAGE_RETRY_AFTER)
 
 

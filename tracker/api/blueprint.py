@@ -15,9 +15,17 @@ from werkzeug.http import quote_etag
 
 from tracker.db import get_session
 from tracker.domain.periods import Period
+from tracker.embed.options import EmbedOptions, OptionError, locale_option
+from tracker.embed.render import bar_view, summary_text
+from tracker.i18n import gettext, language, select_locale
 from tracker.microcache import Rendered, not_modified, render_cache
 from tracker.services.campaigns import CampaignNotFound
-from tracker.services.progress import ProgressReport, campaign_progress, period_history
+from tracker.services.progress import (
+    ProgressReport,
+    campaign_progress,
+    in_locale,
+    period_history,
+)
 from tracker.web import json_error
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -55,8 +63,27 @@ def _period(period: Period | None) -> dict[str, Any] | None:
     return {"key": period.key, "starts_at": _iso(period.starts_at), "ends_at": _iso(period.ends_at)}
 
 
+def texts(report: ProgressReport) -> dict[str, str]:
+    """The widget's sentences for ``report``, in the request's language, amounts filled in.
+
+    What embed.js shows besides the figures, so the script carries no words of
+    its own: ``summary`` ("$2,811 raised of $5,000", which contains
+    ``raised_display``), ``value_text`` (the bar's spoken description),
+    ``donors`` ("5 donors", with the language's plural rules), ``donate`` (the
+    button) and ``lang`` (the language of these words: ``en``, ``fr``, ``de``, ``es``).
+    """
+    view = bar_view(report, EmbedOptions(show_donors=True), donate_href="")
+    return {
+        "lang": language(report.locale),
+        "summary": summary_text(view.raised, view.goal),
+        "value_text": view.value_text,
+        "donors": view.donors or "",
+        "donate": gettext("Donate"),
+    }
+
+
 def progress_document(report: ProgressReport) -> dict[str, Any]:
-    """The public JSON shape of a campaign's progress (the contract of docs/api.md)."""
+    """The public JSON shape of a campaign's progress (docs/api.md), with ``texts``."""
     return {
         "slug": report.slug,
         "title": report.title,
@@ -75,6 +102,7 @@ def progress_document(report: ProgressReport) -> dict[str, Any]:
         "percent": float(report.percent),
         "period": _period(report.period),
         "updated_at": _iso(report.updated_at),
+        "texts": texts(report),
     }
 
 
@@ -96,15 +124,22 @@ def _respond(rendered: Rendered) -> Response:
     return Response(rendered.body, headers=headers)
 
 
-def cached_progress(slug: str) -> Rendered:
+def cached_progress(slug: str, locale: str | None = None) -> Rendered:
     """The rendered progress document of ``slug``, from this process's short cache.
 
+    :param locale: an explicit locale (normalised): amounts and words in it
+        instead of the campaign's.
     :raise CampaignNotFound: for an unknown or draft campaign (never cached).
     """
-    return render_cache().get(
-        ("progress", slug),
-        lambda: _encode(progress_document(campaign_progress(get_session(), slug))),
-    )
+
+    def build() -> bytes:
+        report = campaign_progress(get_session(), slug)
+        if locale:
+            report = in_locale(report, locale)
+        select_locale(report.locale)
+        return _encode(progress_document(report))
+
+    return render_cache().get(("progress", slug, locale), build)
 
 
 def _not_found() -> Response:
@@ -114,12 +149,20 @@ def _not_found() -> Response:
 
 @bp.get("/campaigns/<slug>")
 def campaign(slug: str) -> Response:
-    """Progress of a public campaign.
+    """Progress of a public campaign; ``?locale=fr-FR`` formats amounts and words for it.
 
+    :raise 400: a malformed or repeated ``locale`` (JSON error body).
     :raise 404: unknown slug or draft campaign (JSON error body).
     """
+    given = request.args.getlist("locale")
     try:
-        return _respond(cached_progress(slug))
+        if len(given) > 1:
+            raise OptionError("option locale is given more than once")
+        locale = locale_option(given[0] if given else None)
+    except OptionError as exc:
+        return json_error(400, "bad_request", str(exc))
+    try:
+        return _respond(cached_progress(slug, locale))
     except CampaignNotFound:
         return _not_found()
 

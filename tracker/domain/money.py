@@ -24,6 +24,7 @@ from babel.numbers import (
     get_group_symbol,
     is_currency,
     parse_decimal,
+    parse_pattern,
 )
 
 # No single donation, payment or goal may exceed this many major units. It is
@@ -35,8 +36,28 @@ MAX_MAJOR_UNITS = 100_000_000
 _NOT_PAYABLE = {"XXX", "XTS"}
 
 
+def N_(message: str) -> str:
+    """Mark ``message`` for the translation catalogs (``pybabel extract``) without translating.
+
+    The domain knows no request and no language; the page showing a
+    :class:`MoneyError` translates its :attr:`~MoneyError.template`.
+    """
+    return message
+
+
 class MoneyError(ValueError):
-    """A human-entered amount or currency that cannot be accepted; ``str()`` is the message."""
+    """A human-entered amount or currency that cannot be accepted; ``str()`` is the message.
+
+    ``template`` is the message before its ``%(name)s`` parameters (``params``) are
+    filled in: a page translates the template, then fills it.
+    """
+
+    def __init__(self, template: str, **params: object) -> None:
+        """:param template: the English message, with ``%(name)s`` placeholders if ``params``."""
+        self.template = template
+        self.params = params
+        text = template % {k: f"{v:,}" if isinstance(v, int) else v for k, v in params.items()}
+        super().__init__(text if params else template)
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,15 +168,15 @@ def parse_amount(
     raw = "" if text is None else str(text)
     cleaned = _strip_currency(raw.strip(), currency, locale)
     if not cleaned:
-        raise MoneyError("enter an amount")
+        raise MoneyError(N_("enter an amount"))
     if cleaned.startswith("-") or cleaned.startswith("\u2212"):
-        raise MoneyError("the amount must be positive")
+        raise MoneyError(N_("the amount must be positive"))
     if not _input_pattern(locale, currency).match(cleaned):
-        raise MoneyError(f"{raw.strip()!r} is not an amount")
+        raise MoneyError(N_("%(text)s is not an amount"), text=repr(raw.strip()))
     try:
         value = parse_decimal(_spaces_as_group(cleaned, locale), locale, strict=True)
     except (NumberFormatError, InvalidOperation):
-        raise MoneyError(f"{raw.strip()!r} is not an amount") from None
+        raise MoneyError(N_("%(text)s is not an amount"), text=repr(raw.strip())) from None
     return _to_minor(value, currency, allow_zero=allow_zero)
 
 
@@ -170,19 +191,27 @@ def _spaces_as_group(text: str, locale: str) -> str:
 
 def _to_minor(value: Decimal, currency: str, *, allow_zero: bool) -> int:
     if not value.is_finite():
-        raise MoneyError("the amount must be a number")
+        raise MoneyError(N_("the amount must be a number"))
     if value < 0:
-        raise MoneyError("the amount must be positive")
+        raise MoneyError(N_("the amount must be positive"))
     if value == 0 and not allow_zero:
-        raise MoneyError("the amount must be greater than zero")
+        raise MoneyError(N_("the amount must be greater than zero"))
     if value > MAX_MAJOR_UNITS:
-        raise MoneyError(f"the amount is too large (at most {MAX_MAJOR_UNITS:,} {currency})")
+        raise MoneyError(
+            N_("the amount is too large (at most %(limit)s %(currency)s)"),
+            limit=MAX_MAJOR_UNITS,
+            currency=currency,
+        )
     places = decimals(currency)
     scaled = value.scaleb(places)
     if scaled != scaled.to_integral_value():
         if places == 0:
-            raise MoneyError(f"{currency} amounts have no decimals")
-        raise MoneyError(f"{currency} amounts have at most {places} decimals")
+            raise MoneyError(N_("%(currency)s amounts have no decimals"), currency=currency)
+        raise MoneyError(
+            N_("%(currency)s amounts have at most %(places)s decimals"),
+            currency=currency,
+            places=places,
+        )
     return int(scaled)
 
 
@@ -199,25 +228,76 @@ def major_to_minor(value: Decimal | int | str, currency: str, *, allow_zero: boo
     return _to_minor(dec, normalize_currency(currency), allow_zero=allow_zero)
 
 
+MAX_PATTERN = 40
+# Outside quoted literals: "%" and "‰" would multiply the amount, "E" turn it
+# into scientific notation; none of them belongs in an amount.
+_PATTERN_FORBIDDEN = re.compile(r"[%\u2030E]")
+_PATTERN_QUOTED = re.compile(r"'[^']*'")
+
+
+def validate_amount_pattern(pattern: str) -> str:
+    """Check a campaign's own display pattern for amounts (a CLDR/Babel number pattern).
+
+    ``"#,##0 ¤"`` shows ``2,811 $`` in ``en_US``. The pattern decides the order,
+    the grouping and where the currency sign goes; decimals still follow the
+    currency and the campaign's choice of cents, and separators the locale.
+
+    :param pattern: the pattern as typed.
+    :returns: the pattern, stripped of surrounding spaces.
+    :raise MoneyError: when it has no currency sign ``¤`` or no digits (``0``/``#``),
+        multiplies or rewrites the amount (``%``, ``‰``, ``E``), is longer than
+        40 characters or holds control characters.
+    """
+    text = (pattern or "").strip()
+    if len(text) > MAX_PATTERN or any(not ch.isprintable() for ch in text):
+        raise MoneyError(
+            "the amount pattern must be at most %(limit)s printable characters",
+            limit=MAX_PATTERN,
+        )
+    bare = _PATTERN_QUOTED.sub("", text)
+    if "\u00a4" not in bare or not re.search("[0#]", bare) or _PATTERN_FORBIDDEN.search(bare):
+        raise MoneyError(
+            "the amount pattern must be a number pattern with a currency sign, such as #,##0 ¤"
+        )
+    try:
+        parse_pattern(text)
+    except ValueError:
+        raise MoneyError(
+            "the amount pattern must be a number pattern with a currency sign, such as #,##0 ¤"
+        ) from None
+    return text
+
+
 @lru_cache(maxsize=256)
-def _whole_pattern(locale: str) -> NumberPattern:
-    pattern: NumberPattern = copy.copy(Locale.parse(locale).currency_formats["standard"])
+def _whole_pattern(locale: str, custom: str | None) -> NumberPattern:
+    base = parse_pattern(custom) if custom else Locale.parse(locale).currency_formats["standard"]
+    pattern: NumberPattern = copy.copy(base)
     pattern.frac_prec = (0, 0)
     return pattern
 
 
-def format_money(minor: int, currency: str, locale: str, *, cents: bool = True) -> str:
+def format_money(
+    minor: int, currency: str, locale: str, *, cents: bool = True, pattern: str | None = None
+) -> str:
     """Format minor units for display in ``locale`` (``$2,811.00``, ``2 811 $``, ``¥500``).
 
     With ``cents=False`` the amount is shown in whole major units, rounded down, so a
     progress bar never claims money that has not arrived.
+
+    :param pattern: a campaign's own number pattern (``#,##0 ¤``, see
+        :func:`validate_amount_pattern`) instead of the locale's; the locale still
+        gives the symbols and separators.
     """
     value = to_major(minor, currency)
     if cents or decimals(currency) == 0:
-        return str(format_currency(value, currency, locale=locale))
+        return str(format_currency(value, currency, format=pattern or None, locale=locale))
     whole = value.to_integral_value(rounding="ROUND_FLOOR")
     return str(
         format_currency(
-            whole, currency, format=_whole_pattern(locale), locale=locale, currency_digits=False
+            whole,
+            currency,
+            format=_whole_pattern(locale, pattern or None),
+            locale=locale,
+            currency_digits=False,
         )
     )

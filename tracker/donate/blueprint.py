@@ -6,6 +6,7 @@ of these pages credits anything; only webhooks and admins move money.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from flask import (
@@ -19,6 +20,7 @@ from flask import (
     request,
     url_for,
 )
+from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response as BaseResponse
 
@@ -35,8 +37,9 @@ from tracker.gateway.checkout import (
     EmailRejected,
     create_checkout_session,
 )
+from tracker.i18n import gettext, language, select_locale
 from tracker.models import Campaign, PledgeFrequency, PledgeSource, PledgeStatus
-from tracker.services.campaigns import CampaignNotFound
+from tracker.services.campaigns import CampaignNotFound, get_campaign
 from tracker.services.pledges import (
     CampaignClosed,
     DonatePage,
@@ -68,9 +71,12 @@ def _card_payments() -> bool:
 
 def _page(slug: str) -> DonatePage:
     try:
-        return donate_page(get_session(), slug)
+        page = donate_page(get_session(), slug)
     except CampaignNotFound:
         abort(404)
+    # Donor pages speak the campaign's language (docs/i18n.md).
+    select_locale(page.campaign.locale)
+    return page
 
 
 def _external(endpoint: str, **values: Any) -> str:
@@ -104,10 +110,10 @@ def _render(
         bar=bar_view(report, EmbedOptions(show_donors=True), donate_href=""),
         form=form,
         card=_card_payments(),
-        closed=page.closed_reason,
+        closed=gettext(page.closed_reason) if page.closed_reason else None,
         notice=notice,
         error=error,
-        lang=campaign.locale.split("_")[0],
+        lang=language(campaign.locale),
     )
     return make_response(body, status)
 
@@ -141,10 +147,12 @@ def form(slug: str) -> Response:
             pledge = None
         if pledge is not None and (pledge.status is PledgeStatus.PAID or pledge.paid):
             # Back from Stripe's page after all (the browser's history): no second gift.
-            notice = "This donation has already been received. Thank you!"
+            notice = gettext("This donation has already been received. Thank you!")
         elif pledge is not None:
             donate_form.prefill(pledge)
-            notice = "Your payment was not completed. Your details are kept: try again below."
+            notice = gettext(
+                "Your payment was not completed. Your details are kept: try again below."
+            )
     return _render(page, donate_form, notice=notice)
 
 
@@ -166,7 +174,7 @@ def submit(slug: str) -> BaseResponse:
     if not donate_form.validate() or donate_form.pledge is None:
         error = None
         if donate_form.csrf_failed:
-            error = "This form had expired. Please check your details and submit again."
+            error = gettext("This form had expired. Please check your details and submit again.")
         return _render(page, donate_form, status=400, error=error)
     card = _card_payments()
     try:
@@ -211,20 +219,28 @@ def submit(slug: str) -> BaseResponse:
         session.commit()
         if isinstance(exc, AmountRejected):
             donate_form.custom_amount.errors = [
-                f"Our payment provider does not accept this amount in {pledge.currency}."
+                gettext(
+                    "Our payment provider does not accept this amount in %(currency)s.",
+                    currency=pledge.currency,
+                )
             ]
             return _render(page, donate_form, status=400)
         if isinstance(exc, EmailRejected):
             donate_form.email.errors = [
-                "Our payment provider does not accept this e-mail address: please use another one."
+                gettext(
+                    "Our payment provider does not accept this e-mail address: "
+                    "please use another one."
+                )
             ]
             return _render(page, donate_form, status=400)
         return _render(
             page,
             donate_form,
             status=502,
-            error="The payment provider is unavailable right now. Nothing was charged: "
-            "please try again in a moment.",
+            error=gettext(
+                "The payment provider is unavailable right now. Nothing was charged: "
+                "please try again in a moment."
+            ),
         )
     attach_checkout_session(session, pledge.id, created.id)
     session.commit()
@@ -272,13 +288,19 @@ def _thanks(campaign: Campaign, pledge: PledgeView, session_id: str | None) -> R
         campaign=campaign,
         pledge=pledge,
         state=state,
-        amount=format_money(pledge.amount, pledge.currency, campaign.locale, cents=True),
+        amount=format_money(
+            pledge.amount,
+            pledge.currency,
+            campaign.locale,
+            cents=True,
+            pattern=campaign.amount_pattern,
+        ),
         refresh_url=refresh_url,
         refresh_seconds=REFRESH_SECONDS,
         retry_url=url_for(
             "donate.form", slug=campaign.slug, restore=pledge_token(campaign.slug, pledge.id)
         ),
-        lang=campaign.locale.split("_")[0],
+        lang=language(campaign.locale),
     )
     return make_response(body, 200)
 
@@ -296,17 +318,24 @@ def _state(pledge: PledgeView) -> str:
 
 
 def _error(status: int, title: str, message: str) -> Response:
-    body = render_template("donate/error.html", title=title, message=message, lang="en")
+    body = render_template("donate/error.html", title=title, message=message)
     return make_response(body, status)
 
 
 @bp.errorhandler(429)
 def _too_many(exc: HTTPException) -> Response:
+    # The limit answers before the view ran: the page still speaks the campaign's language.
+    slug = (request.view_args or {}).get("slug")
+    # Best effort: a database that does not answer leaves the page English, not a 500.
+    with contextlib.suppress(CampaignNotFound, SQLAlchemyError):
+        select_locale(get_campaign(get_session(), str(slug), public=True).locale)
     response = _error(
         429,
-        "Too many attempts",
-        "We received too many donation attempts from your network. "
-        "Please wait a minute and try again.",
+        gettext("Too many attempts"),
+        gettext(
+            "We received too many donation attempts from your network. "
+            "Please wait a minute and try again."
+        ),
     )
     # Flask-Limiter's Retry-After and X-RateLimit-* headers, when it set them.
     if exc.response is not None:
@@ -320,6 +349,6 @@ def _too_many(exc: HTTPException) -> Response:
 def _not_found(_exc: HTTPException) -> Response:
     return _error(
         404,
-        "Page not found",
-        "There is no campaign here, or this link has expired.",
+        gettext("Page not found"),
+        gettext("There is no campaign here, or this link has expired."),
     )

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from babel.numbers import format_decimal
 from email_validator import EmailNotValidError, validate_email
 from flask_wtf import FlaskForm
 from wtforms import (
@@ -24,7 +25,8 @@ from wtforms import (
 from wtforms.fields import SelectChoice  # type: ignore[attr-defined]  # see below
 from wtforms.validators import Length
 
-from tracker.domain.money import MoneyError, decimals, format_money, parse_amount, to_major
+from tracker.domain.money import N_, MoneyError, decimals, format_money, parse_amount, to_major
+from tracker.i18n import current_locale, gettext, lazy, lazy_gettext, page_language
 from tracker.models import Campaign, PledgeFrequency
 from tracker.services.pledges import MAX_MESSAGE, MAX_NAME, PledgeInput, PledgeView
 
@@ -32,8 +34,8 @@ from tracker.services.pledges import MAX_MESSAGE, MAX_NAME, PledgeInput, PledgeV
 # types-WTForms does not know it yet, hence the ignore on its import.
 CUSTOM = "custom"
 FREQUENCIES = (
-    SelectChoice(PledgeFrequency.ONE_TIME.value, "One time"),
-    SelectChoice(PledgeFrequency.MONTHLY.value, "Monthly"),
+    SelectChoice(PledgeFrequency.ONE_TIME.value, lazy_gettext("One time")),
+    SelectChoice(PledgeFrequency.MONTHLY.value, lazy_gettext("Monthly")),
 )
 # Text fields may hold newlines and tabs (the message), nothing else invisible:
 # PostgreSQL refuses NUL, and other control characters are never intended.
@@ -59,7 +61,33 @@ def preset_label(minor: int, campaign: Campaign) -> str:
     :returns: e.g. ``$25`` or ``$12.50``.
     """
     whole = minor % 10 ** decimals(campaign.currency) == 0
-    return format_money(minor, campaign.currency, campaign.locale, cents=not whole)
+    return format_money(
+        minor, campaign.currency, campaign.locale, cents=not whole, pattern=campaign.amount_pattern
+    )
+
+
+def money_error(exc: MoneyError, locale: str) -> str:
+    """A :class:`MoneyError` as a sentence in the page's language (``"Enter an amount."``).
+
+    :param exc: the error; its template is what the catalogs hold.
+    :param locale: formats the numbers in it (``100 000 000``).
+    :returns: the translated message, capitalised, with a full stop.
+    """
+    params = {
+        name: format_decimal(value, locale=locale) if isinstance(value, int) else value
+        for name, value in exc.params.items()
+    }
+    message = gettext(exc.template, **params) if params else gettext(exc.template)
+    return message[:1].upper() + message[1:] + "."
+
+
+N_AT_MOST = N_("At most %(limit)s characters.")
+N_AT_MOST_PLEASE = N_("At most %(limit)s characters, please.")
+
+
+def _at_most(template: str, limit: int) -> str:
+    # Evaluated when the validator fails, in the page's language and its digit grouping.
+    return lazy(lambda: gettext(template, limit=format_decimal(limit, locale=current_locale())))
 
 
 def amount_text(minor: int, campaign: Campaign) -> str:
@@ -69,33 +97,32 @@ def amount_text(minor: int, campaign: Campaign) -> str:
     :param campaign: the campaign (currency and locale).
     :returns: e.g. ``12.5`` or ``12,5`` — what :func:`parse_amount` reads back.
     """
-    from babel.numbers import format_decimal
-
     return str(format_decimal(to_major(minor, campaign.currency), locale=campaign.locale))
 
 
 class DonateForm(FlaskForm):
     """One donation: amount (a preset or the donor's own), frequency and the donor's details."""
 
-    amount = RadioField("Amount", validate_choice=False)
-    custom_amount = StringField("Or enter your own amount", filters=[_strip])
+    amount = RadioField(lazy_gettext("Amount"), validate_choice=False)
+    custom_amount = StringField(lazy_gettext("Or enter your own amount"), filters=[_strip])
     frequency = RadioField(
-        "How often", choices=list(FREQUENCIES), default="one_time", validate_choice=False
+        lazy_gettext("How often"),
+        choices=list(FREQUENCIES),
+        default="one_time",
+        validate_choice=False,
     )
     name = StringField(
-        "Your name (optional)",
+        lazy_gettext("Your name (optional)"),
         filters=[_strip],
-        validators=[Length(max=MAX_NAME, message=f"At most {MAX_NAME} characters.")],
+        validators=[Length(max=MAX_NAME, message=_at_most(N_AT_MOST, MAX_NAME))],
     )
-    email = EmailField("E-mail", filters=[_strip])
+    email = EmailField(lazy_gettext("E-mail"), filters=[_strip])
     message = TextAreaField(
-        "Message (optional)",
+        lazy_gettext("Message (optional)"),
         filters=[_strip],
-        validators=[
-            Length(max=MAX_MESSAGE, message=f"At most {MAX_MESSAGE:,} characters, please.")
-        ],
+        validators=[Length(max=MAX_MESSAGE, message=_at_most(N_AT_MOST_PLEASE, MAX_MESSAGE))],
     )
-    anonymous = BooleanField("Show me as anonymous")
+    anonymous = BooleanField(lazy_gettext("Show me as anonymous"))
 
     def __init__(self, campaign: Campaign, presets: tuple[int, ...], **kwargs: Any) -> None:
         """Bind the form to a campaign.
@@ -108,7 +135,7 @@ class DonateForm(FlaskForm):
         self.campaign = campaign
         self.presets = presets
         self.amount.choices = [SelectChoice(str(p), preset_label(p, campaign)) for p in presets]
-        self.amount.choices.append(SelectChoice(CUSTOM, "Other amount"))
+        self.amount.choices.append(SelectChoice(CUSTOM, gettext("Other amount")))
         self.pledge: PledgeInput | None = None
 
     @property
@@ -127,7 +154,7 @@ class DonateForm(FlaskForm):
         email = self._email()
         for field in (self.name, self.message):
             if field.data and _CONTROL.search(field.data):
-                _fail(field, "Contains characters that cannot be stored.")
+                _fail(field, gettext("Contains characters that cannot be stored."))
         if not valid or amount is None or frequency is None or email is None or self.errors:
             return False
         self.pledge = PledgeInput(
@@ -150,8 +177,7 @@ class DonateForm(FlaskForm):
             try:
                 return parse_amount(custom, self.campaign.currency, self.campaign.locale)
             except MoneyError as exc:
-                message = str(exc)
-                _fail(self.custom_amount, message[:1].upper() + message[1:] + ".")
+                _fail(self.custom_amount, money_error(exc, self.campaign.locale))
                 return None
         # Bounded before int(): Python refuses to convert over 4,300 digits.
         if (
@@ -163,28 +189,30 @@ class DonateForm(FlaskForm):
         ):
             return int(choice)
         if choice:
-            _fail(self.amount, "Choose one of the amounts shown, or enter your own.")
+            _fail(self.amount, gettext("Choose one of the amounts shown, or enter your own."))
         else:
-            _fail(self.amount, "Choose an amount or enter your own.")
+            _fail(self.amount, gettext("Choose an amount or enter your own."))
         return None
 
     def _frequency(self) -> PledgeFrequency | None:
         try:
             return PledgeFrequency(self.frequency.data)
         except ValueError:
-            _fail(self.frequency, "Choose one time or monthly.")
+            _fail(self.frequency, gettext("Choose one time or monthly."))
             return None
 
     def _email(self) -> str | None:
         address = self.email.data or ""
         if not address:
-            _fail(self.email, "Enter your e-mail address, for the receipt.")
+            _fail(self.email, gettext("Enter your e-mail address, for the receipt."))
             return None
         try:
             # Syntax only: a DNS lookup per submission would be slow and fail offline.
             checked = validate_email(address, check_deliverability=False)
         except EmailNotValidError as exc:
-            _fail(self.email, str(exc))
+            # email-validator explains in English only; other languages get one sentence.
+            english = page_language() == "en"
+            _fail(self.email, str(exc) if english else gettext("This e-mail address is not valid."))
             return None
         return str(checked.normalized)
 

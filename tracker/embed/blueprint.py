@@ -31,8 +31,9 @@ from tracker.embed.options import (
     OptionError,
     parse_options,
 )
-from tracker.embed.render import DEFAULT_COLOR, BarView, bar_view, neutral_view
-from tracker.embed.svg import SIZES, place
+from tracker.embed.render import DEFAULT_COLOR, BarView, bar_view, neutral_view, summary_text
+from tracker.embed.svg import SIZES, place, summary_fit
+from tracker.i18n import gettext, select_locale
 from tracker.microcache import Rendered, not_modified, render_cache
 from tracker.services.campaigns import CampaignNotFound
 from tracker.services.demo import DEMO_SLUG
@@ -141,7 +142,10 @@ def _embed(
 
     def build() -> bytes:
         options = parse_options(request.args, allowed)
-        return draw(_view(campaign_progress(get_session(), slug), options)).encode()
+        report = campaign_progress(get_session(), slug)
+        # The words follow the explicit locale option, else the campaign's (docs/i18n.md).
+        select_locale(options.locale or report.locale)
+        return draw(_view(report, options)).encode()
 
     try:
         # Keys hold the raw query string: only a valid one ever gets an entry
@@ -185,7 +189,7 @@ def _database_down(exc: OperationalError) -> Response:
     kind = {"embed.frame": "frame", "embed.image": "svg"}.get(request.endpoint or "")
     if kind is None:
         return unavailable_page()
-    return unavailable(_neutral(kind, 503, UNAVAILABLE_MESSAGE))
+    return unavailable(_neutral(kind, 503, gettext(UNAVAILABLE_MESSAGE)))
 
 
 def _frame_html(view: BarView) -> str:
@@ -194,7 +198,10 @@ def _frame_html(view: BarView) -> str:
 
 def _svg(view: BarView) -> str:
     box, fill, marks = place(view)
-    return render_template("embed/progress.svg", view=view, box=box, fill=fill, marks=marks)
+    fit = summary_fit(view, summary_text(view.raised, view.goal))
+    return render_template(
+        "embed/progress.svg", view=view, box=box, fill=fill, marks=marks, fit=fit
+    )
 
 
 @bp.get("/embed/<slug>")
@@ -248,6 +255,8 @@ def builder(slug: str) -> Response | tuple[str, int]:
         options = parse_options(given, ALL_OPTIONS)
     except OptionError as exc:
         error, options = str(exc), EmbedOptions()
+    # The previews and the image's alt text speak the embed's language; the page stays English.
+    select_locale(options.locale or report.locale)
     view = _view(report, options, cached=False)
     height = frame_height(options)
     code = snippets.build(public_base(), slug, report.title, view.value_text, options, height)

@@ -96,7 +96,7 @@ def parse_options(
         cta=_cta(args.get("cta")),
         cta_href=_href(args.get("cta-href")),
         show_donors=show in _TRUE,
-        locale=_locale(args.get("locale")),
+        locale=locale_option(args.get("locale")),
     )
 
 
@@ -127,7 +127,11 @@ def _href(value: str | None) -> str | None:
     return value
 
 
-def _locale(value: str | None) -> str | None:
+def locale_option(value: str | None) -> str | None:
+    """An explicit ``locale`` option (``fr_FR`` or ``fr-FR``), normalised; ``None`` if not given.
+
+    :raise OptionError: for a locale Babel does not know (``xx_XX``) or an over-long one.
+    """
     if value is None:
         return None
     if len(value) > 20:

@@ -1,7 +1,8 @@
 """What a progress bar shows, computed once for the iframe page, the SVG image and the demo.
 
-Pure functions of a :class:`~tracker.services.progress.ProgressReport` and the
-embed options: no Flask, no database. ``embed.js`` computes the same values in
+Functions of a :class:`~tracker.services.progress.ProgressReport` and the
+embed options: no database; the words come from the request's catalog
+(Flask-Babel's ``gettext``, English outside a request). ``embed.js`` computes the same values in
 the browser from the JSON API; the browser tests hold the two to each other.
 """
 
@@ -10,9 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import ROUND_FLOOR, Decimal
 
-from tracker.domain.money import format_money
+from tracker.domain.money import N_
 from tracker.embed.options import EmbedOptions
-from tracker.services.progress import ProgressReport
+from tracker.i18n import gettext, ngettext
+from tracker.services.progress import ProgressReport, in_locale
 
 DEFAULT_COLOR = "#0969da"
 _HUNDRED = Decimal(100)
@@ -52,7 +54,7 @@ class BarView:
     message: str = ""
 
 
-NEUTRAL_TITLE = "Fundraising progress"
+NEUTRAL_TITLE = N_("Fundraising progress")
 
 
 def neutral_view(options: EmbedOptions, message: str = "") -> BarView:
@@ -64,7 +66,7 @@ def neutral_view(options: EmbedOptions, message: str = "") -> BarView:
     """
     return BarView(
         slug="",
-        title=NEUTRAL_TITLE,
+        title=gettext(NEUTRAL_TITLE),
         raised="",
         goal="",
         fill=Decimal(0),
@@ -90,8 +92,16 @@ def _ratio(part: int, whole: int) -> Decimal:
 
 
 def donors_text(count: int) -> str:
-    """``"1 donor"``, ``"5 donors"`` (no digit grouping, exactly as embed.js writes it)."""
-    return f"{count} donor" if count == 1 else f"{count} donors"
+    """``"1 donor"``, ``"5 donors"`` in the request's language, with its plural rules.
+
+    No digit grouping: the API hands embed.js this very string.
+    """
+    return ngettext("%(num)d donor", "%(num)d donors", count)
+
+
+def summary_text(raised: str, goal: str) -> str:
+    """``"$2,811 raised of $5,000"`` in the request's language."""
+    return gettext("%(raised)s raised of %(goal)s", raised=raised, goal=goal)
 
 
 def value_text(raised: str, goal: str, reached: str | None) -> str:
@@ -100,8 +110,14 @@ def value_text(raised: str, goal: str, reached: str | None) -> str:
     ``"$2,811 raised of $5,000; tier $2,500 reached"``; the last part names the
     highest tier above zero that is reached, and is left out while none is.
     """
-    text = f"{raised} raised of {goal}"
-    return f"{text}; tier {reached} reached" if reached else text
+    if reached:
+        return gettext(
+            "%(raised)s raised of %(goal)s; tier %(tier)s reached",
+            raised=raised,
+            goal=goal,
+            tier=reached,
+        )
+    return summary_text(raised, goal)
 
 
 def bar_view(report: ProgressReport, options: EmbedOptions, donate_href: str) -> BarView:
@@ -110,15 +126,11 @@ def bar_view(report: ProgressReport, options: EmbedOptions, donate_href: str) ->
     :param donate_href: where the call to action links unless ``options.cta_href`` says.
     """
     top = report.tiers[-1].amount
-    labels = [t.label for t in report.tiers]
-    raised = report.raised_display
     if options.locale:
         # A locale chosen by the publisher reformats every amount, tier labels included.
-        locale, cents = options.locale, report.show_cents
-        labels = [
-            format_money(t.amount, report.currency, locale, cents=cents) for t in report.tiers
-        ]
-        raised = format_money(report.raised, report.currency, locale, cents=cents)
+        report = in_locale(report, options.locale)
+    labels = [t.label for t in report.tiers]
+    raised = report.raised_display
     marks = tuple(
         Mark(label, _ratio(t.amount, top), t.reached)
         for t, label in zip(report.tiers, labels, strict=True)

@@ -13,7 +13,13 @@ from sqlalchemy import exists, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
-from tracker.domain.money import MoneyError, normalize_currency, normalize_locale, parse_amount
+from tracker.domain.money import (
+    MoneyError,
+    normalize_currency,
+    normalize_locale,
+    parse_amount,
+    validate_amount_pattern,
+)
 from tracker.domain.periods import PeriodKind, parse_timezone
 from tracker.domain.progress import validate_tiers
 from tracker.models import AuditEvent, Campaign, CampaignStatus, LedgerEntry, Tier, utcnow
@@ -45,6 +51,8 @@ class CampaignSpec:
     starts_at: datetime | None = None
     ends_at: datetime | None = None
     tier_labels: Sequence[str | None] = field(default_factory=tuple)
+    # A Babel number pattern such as "#,##0 ¤"; None or "" uses the locale's.
+    amount_pattern: str | None = None
 
 
 def validate_slug(slug: str) -> str:
@@ -93,6 +101,9 @@ def _check(spec: CampaignSpec) -> None:
         raise CampaignError("the end must come after the start")
     if len(spec.tier_labels) > len(spec.tiers):
         raise CampaignError("more tier labels than tiers")
+    spec.amount_pattern = (
+        validate_amount_pattern(spec.amount_pattern) if spec.amount_pattern else None
+    )
 
 
 def create_campaign(session: Session, spec: CampaignSpec) -> Campaign:
@@ -117,6 +128,7 @@ def create_campaign(session: Session, spec: CampaignSpec) -> Campaign:
         timezone=spec.timezone,
         starts_at=spec.starts_at,
         ends_at=spec.ends_at,
+        amount_pattern=spec.amount_pattern,
     )
     campaign.tiers = _tier_rows(spec.tiers, spec.tier_labels)
     session.add(campaign)
@@ -146,6 +158,7 @@ _EDITABLE = {
     "starts_at",
     "ends_at",
     "cta",
+    "amount_pattern",
     *_FROZEN_ONCE_FUNDED,
 }
 # Settings of the donate page, kept by tracker.services.pledges.set_donate_settings.
@@ -269,6 +282,7 @@ def _apply_fields(
         starts_at=campaign.starts_at,
         ends_at=campaign.ends_at,
         tier_labels=tier_labels if tiers is not None else [t.label for t in campaign.tiers],
+        amount_pattern=campaign.amount_pattern,
     )
     for name, value in changes.items():
         if name != "cta":

@@ -13,7 +13,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from tracker.domain.money import MoneyError, parse_amount
+from tracker.domain.money import N_, MoneyError, parse_amount
 from tracker.domain.presets import MAX_PRESETS, presets_for
 from tracker.models import (
     AMOUNT_LIMIT,
@@ -71,15 +71,15 @@ def closed_reason(campaign: Campaign, now: datetime | None = None) -> str | None
 
     :param campaign: the campaign.
     :param now: the instant to judge at (default: now).
-    :returns: a sentence for the donor, or ``None``.
+    :returns: a sentence for the donor (English; the page translates it), or ``None``.
     """
     instant = now or utcnow()
     if campaign.status is not CampaignStatus.ACTIVE:
-        return "This campaign is closed and no longer takes donations."
+        return N_("This campaign is closed and no longer takes donations.")
     if campaign.ends_at is not None and instant >= campaign.ends_at:
-        return "This campaign has ended and no longer takes donations."
+        return N_("This campaign has ended and no longer takes donations.")
     if campaign.starts_at is not None and instant < campaign.starts_at:
-        return "This campaign has not started yet."
+        return N_("This campaign has not started yet.")
     return None
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
 
@@ -45,10 +45,31 @@ class ProgressReport:
     period: Period | None
     updated_at: datetime
     version: tuple[int, int]
+    amount_pattern: str | None = None
 
     def display(self, minor: int) -> str:
         """Format ``minor`` units of this campaign's currency the way its raised amount is."""
-        return format_money(minor, self.currency, self.locale, cents=self.show_cents)
+        return format_money(
+            minor, self.currency, self.locale, cents=self.show_cents, pattern=self.amount_pattern
+        )
+
+
+def in_locale(report: ProgressReport, locale: str) -> ProgressReport:
+    """``report`` with every amount formatted for ``locale`` (an explicit embed option).
+
+    Tier labels become formatted amounts too, as the publisher asked for this
+    locale; the campaign's amount pattern still applies.
+
+    :param locale: a normalised locale identifier (``fr_FR``).
+    """
+    if locale == report.locale:
+        return report
+    moved = replace(report, locale=locale)
+    return replace(
+        moved,
+        raised_display=moved.display(report.raised),
+        tiers=tuple(replace(t, label=moved.display(t.amount)) for t in report.tiers),
+    )
 
 
 def campaign_progress(
@@ -70,7 +91,13 @@ def _report(campaign: Campaign, period: Period, total: PeriodTotal | None) -> Pr
     state = progress(raised, [t.amount for t in campaign.tiers])
 
     def show(minor: int) -> str:
-        return format_money(minor, campaign.currency, campaign.locale, cents=campaign.show_cents)
+        return format_money(
+            minor,
+            campaign.currency,
+            campaign.locale,
+            cents=campaign.show_cents,
+            pattern=campaign.amount_pattern,
+        )
 
     tiers = tuple(
         TierView(t.amount, t.label or show(t.amount), s.reached)
@@ -94,6 +121,7 @@ def _report(campaign: Campaign, period: Period, total: PeriodTotal | None) -> Pr
         period=None if campaign.period is PeriodKind.NONE else period,
         updated_at=updated,
         version=(campaign.version, total.version if total else 0),
+        amount_pattern=campaign.amount_pattern,
     )
 
 
@@ -125,7 +153,13 @@ def period_history(session: Session, slug: str) -> tuple[Campaign, list[PeriodSu
         PeriodSummary(
             period_from_key(campaign.period, campaign.timezone, row.period_key),
             row.raised,
-            format_money(row.raised, campaign.currency, campaign.locale, cents=campaign.show_cents),
+            format_money(
+                row.raised,
+                campaign.currency,
+                campaign.locale,
+                cents=campaign.show_cents,
+                pattern=campaign.amount_pattern,
+            ),
             row.donors,
             row.payments,
         )

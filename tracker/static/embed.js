@@ -31,16 +31,13 @@ l=this.z[5];l.firstChild.textContent=c;l=this.k=l.lastChild;
 l.href=a("cta-href")||O+"/donate/"+a("campaign");/^https?:$/.test(l.protocol)||(l.href=O);
 this.draw();this.load();D.addEventListener("visibilitychange",this.v);
 this.i||=setInterval(this.v,1e3*Math.min(3600,Math.max(1,+a("refresh")||60)))}
-draw(){let d=this.d,[a,o,b,f,l]=this.z,A=(k,v)=>b.setAttribute("aria-"+k,v),L=this.a("locale"),t,p,F,n,g,y,P,T,R,M,q;
-if(!d)return;A("label",d.title);
-t=d.tiers;p=t.at(-1).amount;
-F=L&&new Intl.NumberFormat(L,{style:"currency",currency:d.currency,trailingZeroDisplay:"stripIfInteger"});
-n=m=>F&&F.format(m+"e-"+F.resolvedOptions().maximumFractionDigits);M=m=>Math.max(0,Math.min(m,p)),P=m=>(M(m)*100/p).toFixed(2)+"%";
-T=t.map(x=>n(x.amount)||x.label);R=n(d.raised)||d.raised_display;g=T.at(-1);y=T.filter((_,i)=>t[i].reached&&t[i].amount).pop();
-a.textContent=" raised of "+g;a.prepend(E(a,"b","",R));
-o.textContent=this.a("show-donors")!=null?d.donors+" donor"+(d.donors==1?"":"s"):"";
+draw(){let d=this.d,[a,o,b,f,l,c]=this.z,A=(k,v)=>b.setAttribute("aria-"+k,v),t,p,X,M,P,R,i,q;
+if(!d)return;A("label",d.title);X=d.texts;
+t=d.tiers;p=t.at(-1).amount;M=m=>Math.max(0,Math.min(m,p)),P=m=>(M(m)*100/p).toFixed(2)+"%";
+R=d.raised_display;q=X.summary;i=q.indexOf(R);a.replaceChildren(q.slice(0,i),E(a,"b","",R),q.slice(i+R.length));
+o.textContent=this.a("show-donors")!=null?X.donors:"";c&&(c.lastChild.textContent=X.donate);
 f.style.width=P(d.raised);b.replaceChildren(f);l.replaceChildren();
-t.forEach((x,i)=>{E(l,"span",x.reached?"m r":"m",T[i]).style.cssText=`left:${q=P(x.amount)};transform:translateX(-${q})`;x.amount>0&&x.amount<p&&(E(b,"i","k","").style.left=q)});
-A("valuemax",p);A("valuenow",M(d.raised));A("valuetext",R+" raised of "+g+(y?"; tier "+y+" reached":""))}
-load(){let s=this.a("campaign");fetch(O+"/api/v1/campaigns/"+s,{cache:"no-cache"}).then(r=>(r.status==404&&(console.warn(N,"no campaign",s),this.k.hidden=1),r.json()))
-.then(d=>{if(!(d.tiers.every(t=>I(t.amount)&&t.label)&&I(d.raised+d.donors)&&d.raised_display&&d.title))throw 0;this.d=d}).catch(_=>0).then(_=>this.draw())}}))})();
+t.forEach(x=>{E(l,"span",x.reached?"m r":"m",x.label).style.cssText=`left:${q=P(x.amount)};transform:translateX(-${q})`;x.amount>0&&x.amount<p&&(E(b,"i","k","").style.left=q)});
+A("valuemax",p);A("valuenow",M(d.raised));A("valuetext",X.value_text)}
+load(){let s=this.a("campaign"),L=this.a("locale");fetch(O+"/api/v1/campaigns/"+s+(L?"?locale="+encodeURIComponent(L):""),{cache:"no-cache"}).then(r=>(r.status==404&&(console.warn(N,"no campaign",s),this.k.hidden=1),r.json()))
+.then(d=>{let X=d.texts;if(!(d.tiers.every(t=>I(t.amount)&&t.label)&&I(d.raised+d.donors)&&d.title&&d.raised_display&&X.summary.includes(d.raised_display)&&X.value_text&&X.donors&&X.donate))throw 0;this.d=d}).catch(()=>0).then(()=>this.draw())}}))})();
