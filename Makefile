@@ -23,6 +23,7 @@ run: $(VENV)/.installed
 	$(FLASK) tracker demo
 	@echo ""
 	@echo "  tracker is running:"
+	@echo "    start page     http://$(HOST):$(PORT)/"
 	@echo "    demo article   http://$(HOST):$(PORT)/demo/article"
 	@echo "    embed builder  http://$(HOST):$(PORT)/campaigns/demo/embed"
 	@echo "    donate page    http://$(HOST):$(PORT)/donate/demo"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -150,6 +150,7 @@ def _tier_rows(amounts: Sequence[int], labels: Sequence[str | None]) -> list[Tie
 
 # Fields that decide which period and currency past entries were booked in.
 _FROZEN_ONCE_FUNDED = ("currency", "period", "timezone")
+# Checked together, as create_campaign checks them (through a CampaignSpec).
 _EDITABLE = {
     "title",
     "locale",
@@ -157,13 +158,11 @@ _EDITABLE = {
     "show_cents",
     "starts_at",
     "ends_at",
-    "cta",
     "amount_pattern",
     *_FROZEN_ONCE_FUNDED,
 }
 # Settings of the donate page, kept by tracker.services.pledges.set_donate_settings.
 _DONATE_SETTINGS = {"presets": "preset_amounts", "instructions": "payment_instructions"}
-CHANGEABLE = frozenset({*_EDITABLE, "tiers", "tier_labels", *_DONATE_SETTINGS})
 MAX_CTA = 120
 
 
@@ -180,6 +179,16 @@ def validate_cta(text: str | None) -> str | None:
     return cta or None
 
 
+# Campaign columns that stand alone: each is checked by its own function, which
+# returns the value to store or raises CampaignError. A new setting of this kind
+# is one entry here and one option of ``set-campaign``.
+COLUMN_SETTINGS: dict[str, Callable[[Any], Any]] = {"cta": validate_cta}
+
+
+def _changeable() -> frozenset[str]:
+    return frozenset({*_EDITABLE, *COLUMN_SETTINGS, "tiers", "tier_labels", *_DONATE_SETTINGS})
+
+
 def _audit_value(value: Any) -> Any:
     # Audit details are JSON: enums by value, instants as ISO text.
     if isinstance(value, datetime):
@@ -192,7 +201,7 @@ def _audit_value(value: Any) -> Any:
 
 
 def _snapshot(campaign: Campaign) -> dict[str, Any]:
-    state = {name: getattr(campaign, name) for name in _EDITABLE}
+    state = {name: getattr(campaign, name) for name in (*_EDITABLE, *COLUMN_SETTINGS)}
     state["tiers"] = [t.amount for t in campaign.tiers]
     state["tier_labels"] = [t.label for t in campaign.tiers]
     for key, column in _DONATE_SETTINGS.items():
@@ -209,7 +218,7 @@ def update_campaign(
     timezone are fixed once the campaign has ledger entries (changing them would
     move money already counted). What actually changed is written to one
     ``campaign_updated`` audit event (``{"changes": {field: {"from", "to"}}}``);
-    a change to nothing writes nothing.
+    setting a field to the value it has is not audited.
 
     :param changes: field → new value. ``title``, ``locale``, ``status``
         (:class:`CampaignStatus`), ``show_cents``, ``starts_at``, ``ends_at``,
@@ -217,24 +226,30 @@ def update_campaign(
         (:class:`PeriodKind`), ``timezone``, ``tiers`` (minor units, the whole
         ladder) with optional ``tier_labels``, and the donate page's ``presets``
         and ``instructions`` (as :func:`tracker.services.pledges.set_donate_settings`
-        takes them). New settings are added here, as one more key.
+        takes them). A new stand-alone column is one more entry of
+        :data:`COLUMN_SETTINGS`.
     :param actor: who asks (``cli:alice``, an admin's name), for the audit trail.
     :returns: the campaign.
     :raise CampaignNotFound: if no campaign has ``slug``.
     :raise CampaignError: for an unknown field or an invalid value.
     """
-    unknown = set(changes) - CHANGEABLE
+    unknown = set(changes) - _changeable()
     if unknown:
         raise CampaignError(f"cannot change {', '.join(sorted(unknown))}")
     campaign = get_campaign(session, slug)
     before = _snapshot(campaign)
+    columns = {k: COLUMN_SETTINGS[k](v) for k, v in changes.items() if k in COLUMN_SETTINGS}
     fields = {k: v for k, v in changes.items() if k in _EDITABLE}
-    if "cta" in fields:
-        fields["cta"] = validate_cta(fields["cta"])
     tiers = changes.get("tiers")
     if tiers is None and "tier_labels" in changes:
         tiers = [t.amount for t in campaign.tiers]  # new labels on the same ladder
     _apply_fields(session, campaign, fields, tiers, changes.get("tier_labels", ()))
+    if columns:
+        for name, value in columns.items():
+            setattr(campaign, name, value)
+        campaign.version += 1
+        campaign.updated_at = utcnow()
+        session.flush()
     settings = {k: changes[k] for k in _DONATE_SETTINGS if k in changes}
     if settings:
         # Imported here: the pledges service itself builds on this module.
@@ -285,8 +300,7 @@ def _apply_fields(
         amount_pattern=campaign.amount_pattern,
     )
     for name, value in changes.items():
-        if name != "cta":
-            setattr(spec, name, value)
+        setattr(spec, name, value)
     try:
         _check(spec)
         spec.status = CampaignStatus(spec.status)
@@ -295,10 +309,8 @@ def _apply_fields(
     moving = [n for n in _FROZEN_ONCE_FUNDED if getattr(spec, n) != getattr(campaign, n)]
     if moving and session.scalar(select(exists().where(LedgerEntry.campaign_id == campaign.id))):
         raise CampaignError(f"cannot change {', '.join(moving)}: the campaign has payments")
-    for name in _EDITABLE - {"cta"}:
+    for name in _EDITABLE:
         setattr(campaign, name, getattr(spec, name))
-    if "cta" in changes:
-        campaign.cta = changes["cta"]
     if tiers is not None:
         campaign.tiers.clear()
         session.flush()  # free the (campaign, position) keys before reusing them
