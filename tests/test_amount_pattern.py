@@ -11,12 +11,21 @@ import html
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlalchemy.orm import Session
 
 from tests import factories
 from tests.test_donate import submit
 from tracker.db import get_database
-from tracker.domain.money import MoneyError, format_money, validate_amount_pattern
+from tracker.domain.money import (
+    MAX_MAJOR_UNITS,
+    MoneyError,
+    decimals,
+    format_money,
+    parse_amount,
+    validate_amount_pattern,
+)
 from tracker.services.campaigns import CampaignError, get_campaign, update_campaign
 
 PATTERN = "#,##0 ¤"
@@ -37,6 +46,27 @@ def test_a_pattern_decides_the_shape_the_locale_the_symbols(
     minor: int, currency: str, locale: str, cents: bool, expected: str
 ) -> None:
     assert format_money(minor, currency, locale, cents=cents, pattern=PATTERN) == expected
+
+
+@given(
+    minor=st.integers(min_value=1, max_value=MAX_MAJOR_UNITS),
+    currency=st.sampled_from(["USD", "EUR", "JPY", "KWD", "CHF"]),
+    locale=st.sampled_from(["en_US", "fr_FR", "de_DE", "es_ES", "ja_JP", "fr_CA"]),
+    pattern=st.sampled_from(["#,##0 ¤", "¤ #,##0", "¤¤ #,##0.00", "#,##0.00 ¤¤", "¤#,##0"]),
+)
+def test_a_patterned_amount_reads_back_as_the_same_money(
+    minor: int, currency: str, locale: str, pattern: str
+) -> None:
+    # Whatever the shape, the figure shown is the money: with cents it parses back
+    # exactly; in whole units it is the amount rounded down, never up.
+    shown = format_money(minor, currency, locale, cents=True, pattern=pattern)
+    assert parse_amount(shown, currency, locale) == minor
+    whole = format_money(minor, currency, locale, cents=False, pattern=pattern)
+    unit = 10 ** decimals(currency)
+    if minor >= unit:
+        assert parse_amount(whole, currency, locale) == minor // unit * unit
+    else:
+        assert parse_amount(whole, currency, locale, allow_zero=True) == 0
 
 
 def test_without_a_pattern_the_locale_decides() -> None:

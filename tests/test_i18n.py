@@ -28,6 +28,7 @@ from tracker import create_app
 from tracker.domain.money import format_money
 from tracker.embed.render import donors_text
 from tracker.i18n import LANGUAGES, TRANSLATIONS, select_locale
+from tracker.models import CampaignStatus
 
 ROOT = Path(__file__).resolve().parent.parent
 TRANSLATED = tuple(lang for lang in LANGUAGES if lang != "en")
@@ -370,3 +371,13 @@ def test_the_rate_limit_page_speaks_the_campaigns_language(db_url: str, session:
         assert '<html lang="de">' in limited.text
     finally:
         app.extensions["tracker.db"].dispose()
+
+
+def test_why_a_campaign_takes_no_donations_is_said_in_its_language(
+    client: FlaskClient, session: Session
+) -> None:
+    factories.campaign(session, "fund", locale="es_ES", status=CampaignStatus.CLOSED)
+    page = client.get("/donate/fund")
+    assert page.status_code == 200
+    assert "Esta campaña está cerrada y ya no acepta donaciones." in page.text
+    assert "Gracias por su interés." in page.text

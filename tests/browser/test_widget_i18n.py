@@ -57,6 +57,11 @@ def test_the_widget_speaks_its_locale(tab: Tab, live: Live, host: Host, locale: 
         "(e) => e.shadowRoot.querySelector('.a b').textContent"
     )
     assert bold == raised
+    # The words are marked with their language, whatever the host page's.
+    lang = tab.page.locator("tracker-progress").evaluate(
+        "(e) => e.shadowRoot.querySelector('.w').lang"
+    )
+    assert lang == locale[:2]
     texts = api(live, f"demo?locale={locale}")["texts"]
     assert seen["amount"] == texts["summary"]
     assert seen["valuetext"] == texts["value_text"]

@@ -2,8 +2,9 @@
 
 Functions of a :class:`~tracker.services.progress.ProgressReport` and the
 embed options: no database; the words come from the request's catalog
-(Flask-Babel's ``gettext``, English outside a request). ``embed.js`` computes the same values in
-the browser from the JSON API; the browser tests hold the two to each other.
+(Flask-Babel's ``gettext``, English outside a request). ``embed.js`` draws the
+same values from the JSON API, whose ``texts`` are made here too; the browser
+tests hold the two to each other.
 """
 
 from __future__ import annotations
