@@ -17,6 +17,7 @@ from sqlalchemy.exc import DataError, OperationalError
 from sqlalchemy.orm import Session
 
 from tracker import migrate
+from tracker.config import donor_key_secret
 from tracker.db import get_database
 from tracker.domain.ledger import LedgerError
 from tracker.domain.money import MoneyError, parse_amount
@@ -113,7 +114,7 @@ def init_db() -> None:
     """Create or migrate the database schema to the newest revision (safe to re-run)."""
     engine = get_database(current_app).engine
     try:
-        before, after = migrate.upgrade(engine)
+        before, after = migrate.upgrade(engine, donor_key_secret=donor_key_secret(current_app))
     except OperationalError as exc:
         raise OneLineError(f"database error: {exc.orig}") from None
     if before == after:
