@@ -380,3 +380,6 @@ def reconcile_cmd(since: str | None) -> None:
     except OperationalError as exc:
         raise OneLineError(f"database error: {exc.orig}") from None
     _print_inbox_report(report)
+
+
+from tracker import privacy_cli  # noqa: E402, F401 -- registers erase-donor on tracker_cli (after it exists)
