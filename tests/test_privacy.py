@@ -37,6 +37,7 @@ from tests.stripe_helpers import (
     webhook_app,
 )
 from tracker.db import Database, get_database
+from tracker.domain.donors import derive_secret
 from tracker.domain.periods import PeriodKind
 from tracker.models import (
     AuditEvent,
@@ -309,3 +310,40 @@ def test_a_value_that_is_no_address_is_refused(app: Flask, value: str) -> None:
         assert s.scalars(select(AuditEvent)).all() == []
         with pytest.raises(ErasureError):
             erase_donor(s, value, actor="test")
+
+
+def test_rotating_the_donor_key_secret_moves_no_stored_count(db_url: str) -> None:
+    def book(database: Database, at: datetime) -> None:
+        with database.session() as s:
+            data = PledgeInput(amount=1000, frequency=PledgeFrequency.ONE_TIME, email=EMAIL)
+            pledge = create_pledge(s, "fund", data, source=PledgeSource.OFFLINE)
+            add_offline_payment(
+                s, "fund", 1000, note="transfer", actor="t", pledge_id=pledge.id, at=at
+            )
+            s.commit()
+
+    def totals(database: Database) -> list[tuple[str, int, int, int]]:
+        with database.session() as s:
+            assert check_totals(s) == []
+            rows = s.scalars(select(PeriodTotal).order_by(PeriodTotal.period_key))
+            return [(t.period_key, t.raised, t.donors, t.payments) for t in rows]
+
+    march, april = BEFORE_TODAY, BEFORE_TODAY.replace(month=4)
+    old = Database(db_url, donor_key_secret=derive_secret("old-" + "o" * 40))
+    with old.session() as s:
+        factories.campaign(s, period=PeriodKind.MONTH)
+    book(old, march)
+    book(old, march)
+    assert totals(old) == [("2024-03", 2000, 1, 2)]
+    old.dispose()
+
+    new = Database(db_url, donor_key_secret=derive_secret("new-" + "n" * 40))
+    # Stored keys stay as they are: every past count and check-totals agree.
+    assert totals(new) == [("2024-03", 2000, 1, 2)]
+    book(new, april)
+    assert totals(new)[1] == ("2024-04", 1000, 1, 1)
+    # The one consequence: the same donor paying again into a period that counted
+    # them under the old secret counts as a second donor there.
+    book(new, march)
+    assert totals(new)[0] == ("2024-03", 3000, 2, 3)
+    new.dispose()
