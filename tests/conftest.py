@@ -31,6 +31,8 @@ from tracker.models import Base
 PG_ADMIN_URL = os.environ.get("TRACKER_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 SECRET = "test-secret-key-" + "x" * 32
+# The donor key secret the test app derives from SECRET, for databases opened by hand.
+DONOR_KEY_SECRET = derive_secret(SECRET)
 
 
 def missing_service(what: str, reason: str) -> None:
@@ -133,7 +135,7 @@ def _empty_postgresql(url: str) -> None:
 @pytest.fixture
 def database(db_url: str) -> Iterator[Database]:
     """A :class:`Database` on the test's database, hashing donor keys as the test app does."""
-    database = Database(db_url, donor_key_secret=derive_secret(SECRET))
+    database = Database(db_url, donor_key_secret=DONOR_KEY_SECRET)
     yield database
     database.dispose()
 

@@ -19,10 +19,10 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
-from tests.conftest import PG_ADMIN_URL, SECRET, _admin_conninfo, missing_service
+from tests.conftest import DONOR_KEY_SECRET, PG_ADMIN_URL, _admin_conninfo, missing_service
 from tracker import migrate
 from tracker.db import Database
-from tracker.domain.donors import derive_secret, donor_key, named_donor_key
+from tracker.domain.donors import donor_key, named_donor_key
 from tracker.models import (
     LedgerEntry,
     PeriodDonor,
@@ -35,7 +35,7 @@ from tracker.models import (
 from tracker.services.ledger import check_totals
 from tracker.services.offline import add_offline_payment
 
-DONOR_SECRET = derive_secret(SECRET)
+DONOR_SECRET = DONOR_KEY_SECRET
 NOW = datetime(2026, 11, 25, 12, tzinfo=UTC)
 
 

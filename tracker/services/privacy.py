@@ -147,7 +147,9 @@ def erase_donor(
     # A note rewritten on an entry of another key: the ledger only lets an update
     # through with a tombstone, so that key gets one too (everywhere, counts kept).
     mapping.update({old: tombstone() for _, old, _ in notes if old and old not in mapping})
-    rekeyed = set(session.scalars(select(LedgerEntry.id).where(LedgerEntry.donor_key.in_(mapping))))
+    rekeyed = set(
+        session.scalars(select(LedgerEntry.id).where(LedgerEntry.donor_key.in_(list(mapping))))
+    )
     moved = _replace_keys(session, mapping)
     for entry_id, old, note in notes:
         session.execute(
