@@ -33,11 +33,14 @@ from sqlalchemy.orm import Session
 
 from tracker import create_app, migrate
 from tracker.db import Database
+from tracker.domain.donors import derive_secret
 from tracker.models import Base
 
 PG_ADMIN_URL = os.environ.get("TRACKER_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 SECRET = "test-secret-key-" + "x" * 32
+# The donor key secret the test app derives from SECRET, for databases opened by hand.
+DONOR_KEY_SECRET = derive_secret(SECRET)
 MOVED_CLOCK = os.environ.get("TRACKER_TEST_CLOCK", "")
 
 
@@ -162,8 +165,8 @@ def _empty_postgresql(url: str) -> None:
 
 @pytest.fixture
 def database(db_url: str) -> Iterator[Database]:
-    """A :class:`Database` on the test's database."""
-    database = Database(db_url)
+    """A :class:`Database` on the test's database, hashing donor keys as the test app does."""
+    database = Database(db_url, donor_key_secret=DONOR_KEY_SECRET)
     yield database
     database.dispose()
 

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from tracker.db import get_database
 from tracker.models import AuditEvent, Campaign, LedgerEntry, Pledge, PledgeSource, PledgeStatus
+from tracker.services.donors import email_key
 from tracker.services.progress import campaign_progress
 
 
@@ -219,7 +220,8 @@ def test_offline_payment_of_a_pledge_settles_it_once(runner: FlaskCliRunner, app
         settled = session.get_one(Pledge, pledge_id)
         assert settled.status is PledgeStatus.PAID and settled.paid_at is not None
         entry = session.scalars(select(LedgerEntry).where(LedgerEntry.pledge_id == pledge_id)).one()
-        assert entry.donor_key == "email:grace@example.org"
+        # Keyed like a card payment of grace@example.org, the address itself not stored.
+        assert entry.donor_key == email_key(session, "grace@example.org")
     unknown = runner.invoke(args=[*args, "--pledge", "999999"])
     assert unknown.exit_code != 0
     assert "campaign demo has no pledge 999999" in unknown.output
@@ -235,7 +237,6 @@ def test_offline_payment_of_a_pledge_settles_it_once(runner: FlaskCliRunner, app
         (["demo", "1,250", "--note", "x"], "no grouping"),
         (["demo", "10", "--note", "x", "--at", "0001-01-01"], "before 1970"),
         (["demo", "10", "--note", "x", "--donor", "x" * 201], "at most 200 characters"),
-        (["demo", "10", "--note", "x", "--donor", "\ufb03" * 150], "at most 200 characters"),
         (["demo", "$10", "--note", "x"], "no grouping"),
         (["demo", "1000000000", "--note", "x"], "too large"),
         (["demo", "10", "--note", "  "], "note"),

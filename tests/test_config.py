@@ -23,6 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
         ("DATABASE_URL", "mysql://localhost/x", "TRACKER_DATABASE_URL: unsupported database"),
         ("DATABASE_URL", "postgresql://localhost", "names no database"),
         ("SECRET_KEY", "short", "TRACKER_SECRET_KEY: too short"),
+        ("DONOR_KEY_SECRET", "short-secret", "TRACKER_DONOR_KEY_SECRET: too short"),
         ("STRIPE_SECRET_KEY", "pk_test_123", "TRACKER_STRIPE_SECRET_KEY: expected a Stripe"),
         ("STRIPE_WEBHOOK_SECRET", "whsec_ok,nope", "TRACKER_STRIPE_WEBHOOK_SECRET"),
         ("STRIPE_API_BASE", "ftp://x", "TRACKER_STRIPE_API_BASE: expected an http"),

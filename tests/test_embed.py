@@ -262,7 +262,7 @@ def test_hostile_title_and_labels_are_escaped(client: FlaskClient, session: Sess
 
 @pytest.mark.usefixtures("demo")
 def test_a_payment_shows_in_the_iframe_and_the_image(client: FlaskClient, session: Session) -> None:
-    factories.pay(session, "demo", "new-payment", 250_000, donor="email:new@example.org")
+    factories.pay(session, "demo", "new-payment", 250_000, donor="demo:new")
     html = client.get("/embed/demo").get_data(as_text=True)
     assert "<b>$5,311</b>" in html
     assert "tier $5,000 reached" in html

@@ -43,7 +43,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
             app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies, x_prefix=proxies
         )
-    db.init_app(app, db.Database(app.config["DATABASE_URL"]))
+    db.init_app(
+        app,
+        db.Database(app.config["DATABASE_URL"], donor_key_secret=config.donor_key_secret(app)),
+    )
     gateway.init_app(app)
     i18n.init_app(app)
     web.init_app(app)

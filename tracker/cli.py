@@ -17,6 +17,7 @@ from sqlalchemy.exc import DataError, OperationalError
 from sqlalchemy.orm import Session
 
 from tracker import migrate
+from tracker.config import donor_key_secret
 from tracker.db import get_database
 from tracker.domain.ledger import LedgerError
 from tracker.domain.money import MoneyError, normalize_currency, parse_amount
@@ -120,7 +121,7 @@ def init_db() -> None:
     """Create or migrate the database schema to the newest revision (safe to re-run)."""
     engine = get_database(current_app).engine
     try:
-        before, after = migrate.upgrade(engine)
+        before, after = migrate.upgrade(engine, donor_key_secret=donor_key_secret(current_app))
     except OperationalError as exc:
         raise OneLineError(f"database error: {exc.orig}") from None
     if before == after:
@@ -452,3 +453,6 @@ def reconcile_cmd(since: str | None) -> None:
     except OperationalError as exc:
         raise OneLineError(f"database error: {exc.orig}") from None
     _print_inbox_report(report)
+
+
+from tracker import privacy_cli  # noqa: E402, F401 -- registers erase-donor on tracker_cli (after it exists)

@@ -24,6 +24,8 @@ PREFIX = "TRACKER"
 DEFAULTS: dict[str, Any] = {
     "DATABASE_URL": None,  # a SQLite file in the instance folder
     "SECRET_KEY": None,  # generated once and kept in the instance folder
+    # Keys the donor hashes on the ledger (docs/privacy.md); default: derived from SECRET_KEY.
+    "DONOR_KEY_SECRET": None,
     "STRIPE_SECRET_KEY": None,
     "STRIPE_WEBHOOK_SECRET": None,
     "STRIPE_API_BASE": None,
@@ -83,6 +85,7 @@ def validate(app: Flask) -> None:
     cfg = app.config
     cfg["DATABASE_URL"] = _database_url(cfg["DATABASE_URL"], app.instance_path)
     cfg["SECRET_KEY"] = _secret_key(cfg["SECRET_KEY"], app.instance_path)
+    cfg["DONOR_KEY_SECRET"] = _donor_key_secret(cfg["DONOR_KEY_SECRET"])
     cfg["STRIPE_SECRET_KEY"] = _optional_match(
         "STRIPE_SECRET_KEY",
         cfg["STRIPE_SECRET_KEY"],
@@ -148,6 +151,27 @@ def _secret_key(value: Any, instance_path: str) -> str:
     with os.fdopen(fd, "w") as handle:
         handle.write(key)
     return key
+
+
+def _donor_key_secret(value: Any) -> str | None:
+    if _blank(value):
+        return None
+    key = str(value).strip()
+    if len(key) < _MIN_SECRET:
+        raise ConfigError("DONOR_KEY_SECRET", f"too short (at least {_MIN_SECRET} characters)")
+    return key
+
+
+def donor_key_secret(app: Flask) -> bytes:
+    """The HMAC key of donor keys: from ``DONOR_KEY_SECRET``, else from ``SECRET_KEY``.
+
+    Either way derived with a purpose label (:func:`tracker.domain.donors.derive_secret`),
+    so it is never the session-signing key itself.
+    """
+    from tracker.domain.donors import derive_secret
+
+    material = app.config["DONOR_KEY_SECRET"] or app.config["SECRET_KEY"]
+    return derive_secret(str(material))
 
 
 def _optional_match(key: str, value: Any, pattern: str, message: str) -> str | None:

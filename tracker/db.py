@@ -20,6 +20,8 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from tracker.services.donors import DONOR_SECRET_INFO
+
 _WRITE_OPTION = "tracker_write"
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
@@ -57,14 +59,22 @@ def _configure_sqlite(engine: Engine) -> None:
 
 
 class Database:
-    """One engine and its two session factories (read and write)."""
+    """One engine and its two session factories (read and write).
 
-    def __init__(self, url: str, **engine_kwargs: Any) -> None:
+    ``donor_key_secret`` travels with every session (in ``Session.info``), so the
+    services that hash donor e-mails need no extra parameter and no global; a
+    session without it refuses to hash rather than store an address in clear.
+    """
+
+    def __init__(
+        self, url: str, *, donor_key_secret: bytes | None = None, **engine_kwargs: Any
+    ) -> None:
         self.url = url
         self.engine = make_engine(url, **engine_kwargs)
-        self._readers = sessionmaker(self.engine, expire_on_commit=False)
+        info = {DONOR_SECRET_INFO: donor_key_secret} if donor_key_secret else {}
+        self._readers = sessionmaker(self.engine, expire_on_commit=False, info=info)
         self._write_engine = self.engine.execution_options(**{_WRITE_OPTION: True})
-        self._writers = sessionmaker(self._write_engine, expire_on_commit=False)
+        self._writers = sessionmaker(self._write_engine, expire_on_commit=False, info=info)
 
     @property
     def dialect(self) -> str:

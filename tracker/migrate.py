@@ -21,15 +21,24 @@ def _config() -> Config:
     return cfg
 
 
-def upgrade(engine: Engine) -> tuple[str | None, str]:
+def upgrade(
+    engine: Engine, *, donor_key_secret: bytes | None = None, revision: str = "head"
+) -> tuple[str | None, str]:
     """Migrate to the newest revision; safe to run again and from several hosts at once.
 
     On PostgreSQL an advisory lock makes concurrent runs wait for each other.
 
+    :param donor_key_secret: the app's (:func:`tracker.config.donor_key_secret`); revision
+        0008 needs it to hash the donor keys of an existing ledger, not for an empty one.
+    :param revision: where to stop (tests build an old schema with it); default the newest.
     :return: the revision before and after.
     """
     cfg = _config()
-    head = ScriptDirectory.from_config(cfg).get_current_head() or ""
+    head = revision
+    if revision == "head":
+        head = ScriptDirectory.from_config(cfg).get_current_head() or ""
+    if donor_key_secret is not None:
+        cfg.attributes["donor_key_secret"] = donor_key_secret
     with engine.connect() as conn:
         if conn.dialect.name == "postgresql":
             conn.execute(text("SELECT pg_advisory_lock(:id)"), {"id": _LOCK_ID})
@@ -38,7 +47,7 @@ def upgrade(engine: Engine) -> tuple[str | None, str]:
             before = MigrationContext.configure(conn).get_current_revision()
             conn.commit()
             cfg.attributes["connection"] = conn
-            command.upgrade(cfg, "head")
+            command.upgrade(cfg, revision)
             conn.commit()
         finally:
             if conn.dialect.name == "postgresql":

@@ -22,7 +22,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 from tests import factories
-from tests.conftest import PG_ADMIN_URL, _empty_postgresql
+from tests.conftest import DONOR_KEY_SECRET, PG_ADMIN_URL, _empty_postgresql
 from tests.servers import gunicorn
 from tests.stripe_helpers import (
     NOWHERE,
@@ -304,7 +304,7 @@ def test_a_woken_refund_reads_the_refunded_amount_under_its_lock(
     )
     assert deliver_ok(client, r2)["status"] == "processed"
 
-    other = Database(pg_url)
+    other = Database(pg_url, donor_key_secret=DONOR_KEY_SECRET)
     opened.append(other)
     wake = stripe_events._wake
     interleaved: list[str] = []
@@ -334,7 +334,7 @@ def test_a_new_monthly_donors_checkout_and_first_invoice_at_once_do_not_deadlock
     # at the same moment. The Checkout event updates its pledge, then claims the
     # invoice's payment; invoice.paid must not claim first and then wait for the
     # pledge (PostgreSQL would detect a deadlock and fail one of them).
-    database = Database(pg_url)
+    database = Database(pg_url, donor_key_secret=DONOR_KEY_SECRET)
     opened.append(database)
     with database.session() as setup:
         factories.campaign(setup)

@@ -14,12 +14,12 @@ DEMO_SLUG = "demo"
 
 # (reference, kind, cents, donor, day of November 2026). Net: 2,900 $ paid, 89 $ refunded.
 _MOVEMENTS = (
-    ("demo-pay-1", EntryKind.PAYMENT, 100_000, "alice@example.org", 2),
-    ("demo-pay-2", EntryKind.PAYMENT, 50_000, "bob@example.org", 5),
-    ("demo-pay-3", EntryKind.PAYMENT, 75_000, "chen@example.org", 9),
-    ("demo-pay-4", EntryKind.PAYMENT, 25_000, "dana@example.org", 14),
-    ("demo-pay-5", EntryKind.PAYMENT, 40_000, "eve@example.org", 20),
-    ("demo-refund-5", EntryKind.REFUND, 8_900, "eve@example.org", 21),
+    ("demo-pay-1", EntryKind.PAYMENT, 100_000, "alice", 2),
+    ("demo-pay-2", EntryKind.PAYMENT, 50_000, "bob", 5),
+    ("demo-pay-3", EntryKind.PAYMENT, 75_000, "chen", 9),
+    ("demo-pay-4", EntryKind.PAYMENT, 25_000, "dana", 14),
+    ("demo-pay-5", EntryKind.PAYMENT, 40_000, "eve", 20),
+    ("demo-refund-5", EntryKind.REFUND, 8_900, "eve", 21),
 )
 
 
@@ -53,7 +53,8 @@ def seed_demo(session: Session) -> bool:
             amount=cents,
             currency="USD",
             occurred_at=datetime(2026, 11, day, 12, tzinfo=UTC),
-            donor_key=f"email:{donor}",
+            # Invented donors: a readable key, no secret needed, nothing personal.
+            donor_key=f"demo:{donor}",
             note="demo data",
         )
         created = created or result.new

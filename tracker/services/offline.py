@@ -14,11 +14,11 @@ from tracker.domain.money import format_money
 from tracker.domain.stripe_rules import PLEDGE_MOVES_FROM
 from tracker.models import AuditEvent, Pledge, PledgeStatus, utcnow
 from tracker.services.campaigns import get_campaign
+from tracker.services.donors import email_key, name_key
 from tracker.services.ledger import record_entry
 
 MAX_NOTE = 500
-# The donor key ("name:" + the name, case-folded) must fit its 320-character column;
-# 200 is also the longest name the donate page takes.
+# The longest name the donate page takes; audit details keep it as typed.
 MAX_DONOR = 200
 # Older dates are typing mistakes; the period arithmetic also ends at year 1.
 EARLIEST_YEAR = 1970
@@ -75,16 +75,16 @@ def add_offline_payment(
     if when.year < EARLIEST_YEAR:
         raise LedgerError(f"the payment date is before {EARLIEST_YEAR}")
     donor = (donor or "").strip() or None
-    # Case folding may lengthen a name ("ß" → "ss"): the key itself must fit.
-    if donor and (len(donor) > MAX_DONOR or len(f"name:{donor.casefold()}") > 320):
+    if donor and len(donor) > MAX_DONOR:
         raise LedgerError(f"a donor name has at most {MAX_DONOR} characters")
     default = f"pledge-{pledge.id}" if pledge is not None else f"offline-{uuid.uuid4().hex}"
     ref = (reference or "").strip() or default
+    # Keyed hashes, never the name or address itself (docs/privacy.md).
     if donor:
-        donor_key: str | None = f"name:{donor.casefold()}"
-    elif pledge is not None and pledge.donor_email:
+        donor_key: str | None = name_key(session, donor)
+    elif pledge is not None and pledge.donor_email and pledge.donor_email.strip():
         # The same key a card payment of this donor counts under.
-        donor_key = f"email:{pledge.donor_email.strip().casefold()}"
+        donor_key = email_key(session, pledge.donor_email)
     else:
         donor_key = f"pledge:{pledge.id}" if pledge is not None else None
     result = record_entry(

@@ -70,6 +70,7 @@ from tracker.models import (
     StripePayment,
     utcnow,
 )
+from tracker.services.donors import email_key
 from tracker.services.ledger import _insert_for, record_entry
 
 log = logging.getLogger(__name__)
@@ -575,11 +576,16 @@ def _set_if_empty(pledge: Pledge, **ids: str | None) -> None:
             setattr(pledge, name, value)
 
 
-def _donor_key(pledge_email: str | None, pledge_id: int, payment: _Payment) -> str:
-    """Who gave, for counting donors: the pledge's email, else the payment's, else the pledge."""
+def _donor_key(
+    session: Session, pledge_email: str | None, pledge_id: int, payment: _Payment
+) -> str:
+    """Who gave, for counting donors: the pledge's email, else the payment's, else the pledge.
+
+    An address is kept only as its keyed hash (docs/privacy.md).
+    """
     address = pledge_email or payment.email
-    if address:
-        return f"email:{address.strip().casefold()}"
+    if address and address.strip():
+        return email_key(session, address)
     return f"pledge:{pledge_id}"
 
 
@@ -629,7 +635,7 @@ def _book_payment(session: Session, target: _Target, payment: _Payment) -> Resul
     # Never summed into a total of another currency: kept for an admin to decide.
     flag = CURRENCY_MISMATCH if payment.currency != campaign.currency else None
     # Without a pledge yet, the donor key may need the id of the one created below.
-    donor_key = _donor_key(pledge.donor_email, pledge.id, payment) if pledge else ""
+    donor_key = _donor_key(session, pledge.donor_email, pledge.id, payment) if pledge else ""
     if pledge is not None:
         # Lock order: the pledge before the claim. A Checkout event updates its pledge
         # first; without this, the invoice.paid or payment_intent.succeeded of the same
@@ -661,7 +667,7 @@ def _book_payment(session: Session, target: _Target, payment: _Payment) -> Resul
 
     if pledge is None:
         pledge_id, email = _pledge_from_payment(session, campaign, payment)
-        donor_key = _donor_key(email, pledge_id, payment)
+        donor_key = _donor_key(session, email, pledge_id, payment)
         session.execute(
             _CLAIM_PLEDGE, {"payment_id": claimed, "pledge_id": pledge_id, "donor_key": donor_key}
         )
