@@ -16,8 +16,18 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from tests import factories
-from tests.stripe_helpers import metadata, new_id, payment_intent, post, totals
-from tracker.models import StripeEvent
+from tests.stripe_helpers import (
+    charge,
+    deliver_ok,
+    event,
+    metadata,
+    new_id,
+    payment_intent,
+    post,
+    totals,
+)
+from tracker.models import InboxStatus, StripeEvent, StripePayment
+from tracker.services import stripe_events
 
 
 @pytest.fixture
@@ -107,3 +117,35 @@ def test_escaped_but_valid_text_is_still_accepted(
     assert "\\ud83d\\ude00" in body
     assert post(client, body).status_code == 200
     assert totals(client, session) == (2500, 1, 1)
+
+
+# ---------------------------------------------- 4. amounts Stripe cannot send
+
+
+@pytest.mark.parametrize("amount", [100_000_000, 10**14, 999_999_999_999_999, 10**30])
+def test_a_payment_beyond_stripes_maximum_fails_and_is_never_booked(
+    client: FlaskClient, session: Session, fund: str, amount: int
+) -> None:
+    payload = event(
+        "payment_intent.succeeded",
+        payment_intent(meta=metadata(fund), amount=amount, intent_id=new_id("pi")),
+    )
+    response = post(client, payload)
+    assert response.status_code == 500
+    failed = stripe_events.inbox_events(session, [InboxStatus.FAILED])
+    assert len(failed) == 1
+    assert "more than Stripe charges in one USD payment (99999999)" in (failed[0].last_error or "")
+    session.rollback()
+    assert session.scalar(select(func.count()).select_from(StripePayment)) == 0
+    assert totals(client, session) == (0, 0, 0)
+
+
+def test_the_largest_payment_stripe_charges_is_booked_and_a_refund_beyond_it_fails(
+    client: FlaskClient, session: Session, fund: str
+) -> None:
+    intent, ch = new_id("pi"), new_id("ch")
+    paid = payment_intent(meta=metadata(fund), amount=99_999_999, intent_id=intent, charge_id=ch)
+    deliver_ok(client, event("payment_intent.succeeded", paid))
+    huge = charge(charge_id=ch, intent_id=intent, amount=10**14, refunded=10**14)
+    assert post(client, event("charge.refunded", huge)).status_code == 500
+    assert totals(client, session) == (99_999_999, 1, 1)

@@ -59,7 +59,6 @@ from tracker.gateway.events import (
 )
 from tracker.gateway.webhooks import WebhookEvent, parse_event
 from tracker.models import (
-    AMOUNT_LIMIT,
     Campaign,
     InboxStatus,
     Pledge,
@@ -420,10 +419,12 @@ def _id(value: Any) -> str | None:
 def _money(obj: dict[str, Any], field: str) -> tuple[int, str]:
     """``obj[field]`` in our minor units of the object's currency, and that currency.
 
-    Stripe's API units differ from ISO's for some currencies (see gateway.amounts).
+    Stripe's API units differ from ISO's for some currencies (see gateway.amounts),
+    and no amount Stripe reports exceeds its maximum charge: a larger one fails the
+    event (kept with its error for the admin), never booked.
     """
     value, currency = obj.get(field), _currency(obj)
-    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < AMOUNT_LIMIT:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
         raise EventError(f"{field} is not an amount in minor units: {value!r}")
     try:
         return from_stripe(value, currency), currency
