@@ -19,6 +19,7 @@ from tests import factories
 from tests.stripe_helpers import (
     charge,
     deliver_ok,
+    dispute,
     event,
     metadata,
     new_id,
@@ -149,3 +150,94 @@ def test_the_largest_payment_stripe_charges_is_booked_and_a_refund_beyond_it_fai
     huge = charge(charge_id=ch, intent_id=intent, amount=10**14, refunded=10**14)
     assert post(client, event("charge.refunded", huge)).status_code == 500
     assert totals(client, session) == (99_999_999, 1, 1)
+
+
+# ------------------------------------------- 6. disputes larger than payments
+
+
+def _paid_payment(client: FlaskClient, amount: int) -> tuple[str, str]:
+    intent, ch = new_id("pi"), new_id("ch")
+    paid = payment_intent(meta=metadata("fund"), amount=amount, intent_id=intent, charge_id=ch)
+    deliver_ok(client, event("payment_intent.succeeded", paid))
+    return intent, ch
+
+
+def _dispute(
+    intent: str, ch: str, amount: int, status: str, dp: str | None = None
+) -> dict[str, object]:
+    return dispute(
+        dispute_id=dp or new_id("dp"), charge_id=ch, intent_id=intent, status=status, amount=amount
+    )
+
+
+def _error_of(session: Session, payload: str) -> str:
+    session.rollback()
+    row = session.get_one(StripeEvent, json.loads(payload)["id"])
+    assert row.status is InboxStatus.FAILED
+    error = row.last_error or ""
+    session.rollback()
+    return error
+
+
+def test_a_dispute_larger_than_its_payment_fails_and_withdraws_nothing(
+    client: FlaskClient, session: Session, fund: str
+) -> None:
+    intent, ch = _paid_payment(client, 500)
+    lost = event("charge.dispute.closed", _dispute(intent, ch, 50_000, "lost"))
+    assert post(client, lost).status_code == 500
+    assert "exceeds the 500 that payment" in _error_of(session, lost)
+    assert totals(client, session) == (500, 1, 1)
+
+
+def test_a_dispute_withdraws_at_most_what_refunds_and_earlier_disputes_left(
+    client: FlaskClient, session: Session, fund: str
+) -> None:
+    intent, ch = _paid_payment(client, 1000)
+    deliver_ok(
+        client,
+        event("charge.refunded", charge(charge_id=ch, intent_id=intent, amount=1000, refunded=300)),
+    )
+    too_much = event("charge.dispute.created", _dispute(intent, ch, 800, "needs_response"))
+    assert post(client, too_much).status_code == 500
+    assert "exceeds the 700" in _error_of(session, too_much)
+    first = event("charge.dispute.created", _dispute(intent, ch, 400, "needs_response"))
+    deliver_ok(client, first)
+    deliver_ok(client, first)  # a replay is not a second withdrawal, nor a failure
+    second = event("charge.dispute.created", _dispute(intent, ch, 400, "needs_response"))
+    assert post(client, second).status_code == 500
+    assert "exceeds the 300" in _error_of(session, second)
+    # What is left can still go, and then a refund finds nothing more to give back.
+    deliver_ok(client, event("charge.dispute.created", _dispute(intent, ch, 300, "lost")))
+    assert totals(client, session) == (0, 1, 1)
+    more = event(
+        "charge.refunded", charge(charge_id=ch, intent_id=intent, amount=1000, refunded=400)
+    )
+    assert post(client, more).status_code == 500
+    assert "withdrawn by disputes" in _error_of(session, more)
+    assert totals(client, session) == (0, 1, 1)
+
+
+def test_a_dispute_reinstates_at_most_what_it_withdrew(
+    client: FlaskClient, session: Session, fund: str
+) -> None:
+    intent, ch = _paid_payment(client, 1000)
+    dp = new_id("dp")
+    deliver_ok(
+        client, event("charge.dispute.created", _dispute(intent, ch, 400, "needs_response", dp))
+    )
+    inflated = event("charge.dispute.funds_reinstated", _dispute(intent, ch, 900, "won", dp))
+    assert post(client, inflated).status_code == 500
+    assert "reinstates 900 but withdrew 400" in _error_of(session, inflated)
+    assert totals(client, session) == (600, 1, 1)
+    won = event("charge.dispute.closed", _dispute(intent, ch, 400, "won", dp))
+    deliver_ok(client, won)
+    deliver_ok(client, won)
+    assert totals(client, session) == (1000, 1, 1)
+    # Once reinstated, the money is held again: a full refund is possible.
+    deliver_ok(
+        client,
+        event(
+            "charge.refunded", charge(charge_id=ch, intent_id=intent, amount=1000, refunded=1000)
+        ),
+    )
+    assert totals(client, session) == (0, 1, 1)
