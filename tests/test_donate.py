@@ -860,3 +860,19 @@ def test_a_forged_restore_token_shows_an_empty_form(
         html = card.get(f"/donate/fund?restore={forged}").text
         assert "ada@example.org" not in html
         assert "Your details are kept" not in html
+
+
+@pytest.mark.parametrize("pledge_id", [2**31, 2**63, 2**64 + 1, 0, -1])
+def test_a_signed_token_naming_an_id_beyond_the_database_is_an_invalid_token(
+    app: Flask, client: FlaskClient, session: Session, pledge_id: int
+) -> None:
+    from tracker.donate.tokens import pledge_token
+
+    factories.campaign(session)
+    session.commit()
+    with app.app_context():
+        token = pledge_token("fund", pledge_id)
+    restored = client.get(f"/donate/fund?restore={token}")
+    assert restored.status_code == 200
+    assert "Your details are kept" not in restored.text
+    assert client.get(f"/donate/fund/thanks?t={token}").status_code == 404

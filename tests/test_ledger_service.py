@@ -218,3 +218,78 @@ def test_a_repair_never_writes_a_concurrent_payment_out_of_the_total(
         total = session.scalars(select(PeriodTotal)).one()
         assert (total.raised, total.payments) == (3_000, 2)
         assert check_totals(session) == []
+
+
+def test_maximal_entries_stop_at_the_total_bound_and_never_overflow(session: Session) -> None:
+    from tracker.models import AMOUNT_LIMIT, TOTAL_LIMIT
+
+    campaign = factories.campaign(session)
+    biggest = AMOUNT_LIMIT - 1
+    with pytest.raises(LedgerError, match="below"):
+        factories.pay(session, "fund", "too-big", AMOUNT_LIMIT)
+    session.rollback()
+    fits = TOTAL_LIMIT // biggest  # 1,000 entries of 999,999,999,999,999
+    at = datetime(2026, 11, 20, 12, tzinfo=UTC)
+    for n in range(fits):
+        record_entry(
+            session,
+            campaign,
+            source=EntrySource.OFFLINE,
+            reference=f"max-{n}",
+            kind=EntryKind.PAYMENT,
+            amount=biggest,
+            currency="USD",
+            occurred_at=at,
+            donor_key=str(n % 7),
+        )
+    session.commit()
+    # The entry that would cross the bound is refused, and nothing of it stays.
+    with pytest.raises(LedgerError, match="beyond 1,000,000,000,000,000,000"):
+        factories.pay(session, "fund", "one-too-many", biggest)
+    session.rollback()
+    report = campaign_progress(session, "fund")
+    assert report.raised == fits * biggest and isinstance(report.raised, int)
+    assert report.payments == fits
+    assert check_totals(session) == []
+    # A refund still goes through, and the total goes on being an integer.
+    factories.pay(session, "fund", "re-1", biggest, kind=EntryKind.REFUND)
+    factories.pay(session, "fund", "max-again", biggest)
+    session.commit()
+    assert check_totals(session) == []
+    assert session.scalar(select(func.count()).select_from(LedgerEntry)) == fits + 2
+
+
+def test_the_database_refuses_totals_beyond_the_bound_or_not_integers(session: Session) -> None:
+    factories.campaign(session)
+    factories.pay(session, "fund", "pi_1", 1_000)
+    session.commit()
+    statements = [
+        "UPDATE period_totals SET raised = 1000000000000000001",
+        "UPDATE period_totals SET raised = -1000000000000000001",
+        "UPDATE period_totals SET raised = 9223372036854775807",
+    ]
+    if session.get_bind().dialect.name == "sqlite":
+        # What SQLite did with an overflowing sum: a float in an integer column.
+        statements += [
+            "UPDATE period_totals SET raised = 9.30100000000022e+18",
+            "UPDATE period_totals SET raised = 2.5",
+            "UPDATE period_totals SET raised = raised + 9223372036854775807",
+            "UPDATE period_totals SET payments = 1.5",
+        ]
+    for statement in statements:
+        with pytest.raises(IntegrityError):
+            session.execute(text(statement))
+        session.rollback()
+    if session.get_bind().dialect.name == "sqlite":
+        campaign_id = get_campaign(session, "fund").id
+        with pytest.raises(IntegrityError):
+            session.execute(
+                text(
+                    "INSERT INTO ledger_entries (campaign_id, source, reference, kind, amount,"
+                    " currency, occurred_at, period_key, donor_key, created_at) VALUES"
+                    " (:c, 'offline', 'half', 'payment', 2.5, 'USD', :t, 'all', 'x', :t)"
+                ),
+                {"c": campaign_id, "t": datetime.now(UTC)},
+            )
+        session.rollback()
+    assert campaign_progress(session, "fund").raised == 1_000

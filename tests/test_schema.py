@@ -20,3 +20,37 @@ def test_migrations_match_the_models(database: Database) -> None:
 def test_upgrade_is_idempotent(database: Database) -> None:
     before, after = migrate.upgrade(database.engine)
     assert before == after == migrate.head_revision()
+
+
+def test_revision_0006_rebuilds_tables_keeping_rows_and_the_ledger_append_only(
+    database: Database,
+) -> None:
+    # SQLite rebuilds tables to add CHECKs: with rows in them (and audit events
+    # referring to the ledger) the upgrade must keep every row and every trigger.
+    import pytest
+    from alembic import command
+    from sqlalchemy import text
+    from sqlalchemy.exc import DBAPIError
+
+    from tests import factories
+    from tracker.models import AuditEvent
+
+    with database.session() as session:
+        factories.campaign(session)
+        entry = factories.pay(session, "fund", "pi_1", 1_000)
+        session.add(AuditEvent(actor="test", action="offline", ledger_entry_id=entry.entry_id))
+        session.commit()
+    with database.engine.connect() as conn:
+        config = migrate._config()
+        config.attributes["connection"] = conn
+        command.downgrade(config, "0003")
+        conn.commit()
+    assert migrate.upgrade(database.engine) == ("0003", migrate.head_revision())
+    with database.engine.connect() as conn:
+        assert conn.execute(text("SELECT sum(amount) FROM ledger_entries")).scalar() == 1_000
+        assert conn.execute(text("SELECT count(*) FROM audit_events")).scalar() == 1
+        assert conn.execute(text("SELECT disputed FROM stripe_payments")).all() == []
+        for statement in ("UPDATE ledger_entries SET amount = 2", "DELETE FROM ledger_entries"):
+            with pytest.raises(DBAPIError, match="append-only"):
+                conn.execute(text(statement))
+            conn.rollback()

@@ -44,6 +44,21 @@ NAMING = {
 
 # Far above any campaign, far inside a signed 64-bit integer.
 AMOUNT_LIMIT = 10**15
+# The most one period's total may hold either way. Every entry is below
+# AMOUNT_LIMIT and an entry that would cross this is refused, so no sequence of
+# accepted entries can take a total (or its arithmetic) out of a 64-bit integer
+# (9.22e18): SQLite would silently turn it into a float.
+TOTAL_LIMIT = 10**18
+
+
+def integer_only(*columns: str, name: str) -> CheckConstraint:
+    """A CHECK that SQLite stores these columns as integers (PostgreSQL's types already do).
+
+    SQLite keeps whatever value it is given, and an integer overflow in SQL
+    arithmetic quietly yields a float.
+    """
+    condition = " AND ".join(f"typeof({column}) = 'integer'" for column in columns)
+    return CheckConstraint(condition, name=name).ddl_if(dialect="sqlite")
 
 
 def utcnow() -> datetime:
@@ -262,6 +277,8 @@ class LedgerEntry(Base):
             " OR (kind IN ('refund', 'dispute_lost') AND amount < 0)",
             name="amount_sign",
         ),
+        # On SQLite a trigger (revision 0006) refuses a non-integer amount: adding a
+        # CHECK would rebuild this referenced, trigger-guarded table.
         Index("ix_ledger_entries_campaign_period", "campaign_id", "period_key"),
     )
 
@@ -285,6 +302,10 @@ class PeriodTotal(Base):
         CheckConstraint(
             "donors >= 0 AND payments >= 0 AND donors <= payments", name="counts_valid"
         ),
+        CheckConstraint(
+            f"raised >= -{TOTAL_LIMIT} AND raised <= {TOTAL_LIMIT}", name="raised_range"
+        ),
+        integer_only("raised", "donors", "payments", "version", name="counts_integer"),
     )
 
 
@@ -319,7 +340,9 @@ class InboxStatus(StrEnum):
 
     ``received`` is stored but not yet handled (or a crash came in between);
     ``deferred`` waits for the payment it refers to; ``failed`` raised an error
-    and keeps it. The retry job takes all three; the other two are final.
+    and keeps it. The retry job takes all three; ``processed`` and ``ignored``
+    are final. ``dead`` failed too many times: no automatic retry takes it
+    again, only one asked for by hand.
     """
 
     RECEIVED = "received"
@@ -327,6 +350,7 @@ class InboxStatus(StrEnum):
     IGNORED = "ignored"
     DEFERRED = "deferred"
     FAILED = "failed"
+    DEAD = "dead"
 
 
 class StripeEvent(Base):
@@ -349,6 +373,8 @@ class StripeEvent(Base):
     waiting_for: Mapped[str | None] = mapped_column(String(255), index=True)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # A failed event is not retried automatically before this (the wait grows).
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     __table_args__ = (Index("ix_stripe_events_status_created", "status", "api_created_at"),)
 
@@ -377,6 +403,8 @@ class StripePayment(Base):
     currency: Mapped[str] = mapped_column(String(3))
     donor_key: Mapped[str] = mapped_column(String(320))
     refunded: Mapped[int] = mapped_column(BigInteger, default=0)
+    # What disputes hold withdrawn from this payment now (withdrawn less reinstated).
+    disputed: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     flag: Mapped[str | None] = mapped_column(String(64))
     paid_at: Mapped[datetime] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
@@ -384,4 +412,6 @@ class StripePayment(Base):
     __table_args__ = (
         CheckConstraint(f"amount > 0 AND amount < {AMOUNT_LIMIT}", name="amount_positive"),
         CheckConstraint("refunded >= 0", name="refunded_not_negative"),
+        CheckConstraint("disputed >= 0 AND refunded + disputed <= amount", name="holds"),
+        integer_only("amount", "refunded", "disputed", name="amounts_integer"),
     )

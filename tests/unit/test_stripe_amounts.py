@@ -35,3 +35,22 @@ def test_three_decimal_amounts_go_in_steps_of_ten() -> None:
 def test_a_fraction_stripe_reports_that_we_have_no_unit_for_is_refused() -> None:
     with pytest.raises(AmountNotRepresentable, match="not a whole number of HUF"):
         from_stripe(500_050, "HUF")
+
+
+@pytest.mark.parametrize(
+    ("currency", "largest"),
+    [("USD", 99_999_999), ("JPY", 99_999_999), ("KWD", 99_999_990), ("IDR", 999_999_999_900)],
+)
+def test_amounts_beyond_stripes_maximum_charge_are_refused_both_ways(
+    currency: str, largest: int
+) -> None:
+    from tracker.gateway.amounts import AmountTooLarge, max_stripe_amount
+
+    assert from_stripe(largest, currency) >= 0
+    with pytest.raises(AmountTooLarge, match="more than Stripe charges"):
+        from_stripe(max_stripe_amount(currency) + 1, currency)
+    with pytest.raises(AmountTooLarge):
+        from_stripe(999_999_999_999_999, currency)
+    assert to_stripe(from_stripe(largest, currency), currency) == largest
+    with pytest.raises(AmountTooLarge):
+        to_stripe(from_stripe(largest, currency) * 10, currency)

@@ -14,6 +14,10 @@ _SALT = "tracker.donate.pledge"
 # Stripe keeps a Checkout Session open for 24 hours; a week leaves room for a
 # donor who comes back to the thanks page from their history later.
 MAX_AGE = 7 * 24 * 3600
+# Pledge ids are 32-bit integers on PostgreSQL. A token signed with our key can
+# still name a larger one (a leaked key, an old install); comparing it with the
+# column raised OverflowError in the driver, a 500. Such a token is no pledge's.
+_MAX_PLEDGE_ID = 2**31 - 1
 
 
 def _serializer() -> URLSafeTimedSerializer:
@@ -49,6 +53,7 @@ def read_pledge_token(token: str | None, slug: str) -> int | None:
         and value[0] == slug
         and isinstance(value[1], int)
         and not isinstance(value[1], bool)
+        and 0 < value[1] <= _MAX_PLEDGE_ID
     ):
         return value[1]
     return None

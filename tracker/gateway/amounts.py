@@ -25,9 +25,37 @@ ZERO_DECIMAL = frozenset(
 # Stripe's three-decimal currencies: thousandths, and the last digit must be 0.
 THREE_DECIMAL = frozenset({"BHD", "JOD", "KWD", "OMR", "TND"})
 
+# The most Stripe charges in one payment, in its API units. Stripe's API
+# reference (PaymentIntent ``amount``): "The amount value supports up to eight
+# digits (e.g., a value of 99999999 for a USD charge of $999,999.99)"; its
+# currencies guide, "Minimum and maximum charge amounts"
+# (https://docs.stripe.com/currencies#minimum-and-maximum-charge-amounts), allows
+# twelve digits for IDR only. A refund or a dispute never exceeds its charge, and
+# an invoice is paid by one charge, so every amount Stripe reports is bounded so.
+# A larger one is no honest event: it is refused, never booked.
+MAX_STRIPE_AMOUNT = 99_999_999
+_MAX_STRIPE_AMOUNT_BY_CURRENCY = {"IDR": 999_999_999_999}
+
 
 class AmountNotRepresentable(ValueError):
     """An amount that cannot be expressed exactly on the other side."""
+
+
+class AmountTooLarge(AmountNotRepresentable):
+    """An amount above what Stripe can charge in one payment of its currency."""
+
+
+def max_stripe_amount(currency: str) -> int:
+    """The largest amount of ``currency`` Stripe charges in one payment, in its API units."""
+    return _MAX_STRIPE_AMOUNT_BY_CURRENCY.get(currency.upper(), MAX_STRIPE_AMOUNT)
+
+
+def _check_limit(amount: int, currency: str) -> None:
+    limit = max_stripe_amount(currency)
+    if amount > limit:
+        raise AmountTooLarge(
+            f"{amount} is more than Stripe charges in one {currency.upper()} payment ({limit})"
+        )
 
 
 def stripe_exponent(currency: str) -> int:
@@ -45,6 +73,7 @@ def to_stripe(minor: int, currency: str) -> int:
 
     :raise AmountNotRepresentable: when Stripe cannot charge exactly that amount
         (a three-decimal amount not in steps of 0.010; fractions Stripe has no unit for).
+    :raise AmountTooLarge: above Stripe's maximum for one payment of ``currency``.
     """
     shift = stripe_exponent(currency) - decimals(currency.upper())
     factor = int(10 ** abs(shift))
@@ -59,6 +88,7 @@ def to_stripe(minor: int, currency: str) -> int:
             )
     if currency.upper() in THREE_DECIMAL and amount % 10:
         raise AmountNotRepresentable(f"{currency.upper()} card payments go in steps of 0.010")
+    _check_limit(amount, currency)
     return amount
 
 
@@ -66,7 +96,9 @@ def from_stripe(amount: int, currency: str) -> int:
     """A Stripe API amount of ``currency`` in our minor units.
 
     :raise AmountNotRepresentable: when it does not fall on one of our minor units.
+    :raise AmountTooLarge: above Stripe's maximum for one payment of ``currency``.
     """
+    _check_limit(amount, currency)
     shift = stripe_exponent(currency) - decimals(currency.upper())
     factor = int(10 ** abs(shift))
     if shift <= 0:

@@ -111,6 +111,32 @@ def verify(
     return parse_event(text)
 
 
+def _valid_text(data: Any) -> bool:
+    """Whether every string in ``data`` (keys too) can be stored: no lone surrogate, no NUL.
+
+    A body that is valid UTF-8 can still spell ``"\\ud800"`` or ``"\\u0000"`` as JSON
+    escapes. Neither is text Stripe sends; the first cannot be encoded for the
+    database at all (``UnicodeEncodeError``), the second is refused by PostgreSQL.
+    Only called when the text has an escape, so the usual event costs nothing.
+    """
+    pending = [data]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+        elif isinstance(item, str):
+            if "\x00" in item:
+                return False
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return False
+    return True
+
+
 def parse_event(text: str) -> WebhookEvent:
     """Read a Stripe event from its JSON text (a verified delivery, or the events API).
 
@@ -120,6 +146,11 @@ def parse_event(text: str) -> WebhookEvent:
         data = json.loads(text)
     except ValueError:
         raise InvalidWebhook("the body is not JSON") from None
+    except RecursionError:
+        # A signed body of a thousand nested brackets: no Stripe event nests like that.
+        raise InvalidWebhook("the body is not a Stripe event (nested too deeply)") from None
+    if "\\u" in text and not _valid_text(data):
+        raise InvalidWebhook("the body is not a Stripe event (a string is not valid Unicode)")
     if not isinstance(data, dict):
         raise InvalidWebhook("the body is not a Stripe event")
     ident, kind, created = data.get("id"), data.get("type"), data.get("created")

@@ -21,7 +21,15 @@ from sqlalchemy.orm import Session
 
 from tracker.domain.ledger import EntryKind, EntrySource, LedgerError, donor_key_for, signed
 from tracker.domain.periods import period_key
-from tracker.models import Campaign, LedgerEntry, PeriodDonor, PeriodTotal, utcnow
+from tracker.models import (
+    AMOUNT_LIMIT,
+    TOTAL_LIMIT,
+    Campaign,
+    LedgerEntry,
+    PeriodDonor,
+    PeriodTotal,
+    utcnow,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,16 +75,20 @@ def _donor_insert(dialect: str) -> Executable:
 def _totals_upsert(dialect: str) -> Executable:
     table = PeriodTotal.__table__
     stmt = _insert_for(dialect, table)
+    raised = table.c.raised + stmt.excluded.raised
     return stmt.on_conflict_do_update(
         index_elements=["campaign_id", "period_key"],
         set_={
-            "raised": table.c.raised + stmt.excluded.raised,
+            "raised": raised,
             "payments": table.c.payments + stmt.excluded.payments,
             "donors": table.c.donors + stmt.excluded.donors,
             "version": table.c.version + 1,
             "updated_at": stmt.excluded.updated_at,
         },
-    )
+        # An entry that would take the total past the bound updates nothing (and
+        # returns no row): refused below. The CHECK on the column guards the rest.
+        where=raised.between(-TOTAL_LIMIT, TOTAL_LIMIT),
+    ).returning(literal(1))
 
 
 def record_entry(
@@ -100,10 +112,14 @@ def record_entry(
     not commit: the caller's transaction covers the entry and its totals together.
 
     :return: whether the entry was new, its id, and its period key.
-    :raise LedgerError: for a non-positive amount, an empty reference, or a currency
-        other than the campaign's (a total never mixes currencies).
+    :raise LedgerError: for a non-positive amount, an empty reference, a currency
+        other than the campaign's (a total never mixes currencies), or an entry that
+        would take its period's total beyond :data:`~tracker.models.TOTAL_LIMIT`
+        either way (the caller must roll back: the entry row was written).
     """
     value = signed(kind, amount)
+    if amount >= AMOUNT_LIMIT:
+        raise LedgerError(f"an entry is below {AMOUNT_LIMIT:,} minor units")
     reference = (reference or "").strip()
     if not reference or len(reference) > 255:
         raise LedgerError("an entry needs a reference of 1 to 255 characters")
@@ -147,7 +163,7 @@ def record_entry(
             {"campaign_id": campaign.id, "period_key": key, "donor_key": donor},
         ).scalar_one_or_none()
         new_donor = 1 if added else 0
-    session.execute(
+    counted = session.execute(
         _totals_upsert(dialect),
         {
             "campaign_id": campaign.id,
@@ -158,7 +174,13 @@ def record_entry(
             "version": 1,
             "updated_at": utcnow(),
         },
-    )
+    ).scalar_one_or_none()
+    if counted is None:
+        # The entry and donor rows above go with the caller's rollback.
+        raise LedgerError(
+            f"this {kind.value} would take the {campaign.slug} total of period {key} beyond"
+            f" {TOTAL_LIMIT:,} minor units either way: refused"
+        )
     return Recorded(True, inserted, key)
 
 

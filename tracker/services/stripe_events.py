@@ -59,9 +59,9 @@ from tracker.gateway.events import (
 )
 from tracker.gateway.webhooks import WebhookEvent, parse_event
 from tracker.models import (
-    AMOUNT_LIMIT,
     Campaign,
     InboxStatus,
+    LedgerEntry,
     Pledge,
     PledgeFrequency,
     PledgeSource,
@@ -421,10 +421,12 @@ def _id(value: Any) -> str | None:
 def _money(obj: dict[str, Any], field: str) -> tuple[int, str]:
     """``obj[field]`` in our minor units of the object's currency, and that currency.
 
-    Stripe's API units differ from ISO's for some currencies (see gateway.amounts).
+    Stripe's API units differ from ISO's for some currencies (see gateway.amounts),
+    and no amount Stripe reports exceeds its maximum charge: a larger one fails the
+    event (kept with its error for the admin), never booked.
     """
     value, currency = obj.get(field), _currency(obj)
-    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < AMOUNT_LIMIT:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
         raise EventError(f"{field} is not an amount in minor units: {value!r}")
     try:
         return from_stripe(value, currency), currency
@@ -992,9 +994,11 @@ def _charge_refunded(session: Session, event: WebhookEvent, obj: dict[str, Any])
     if payment.charge_id is None and not _id_taken(session, "charge_id", charge_id):
         payment.charge_id = charge_id
     reported, currency = _money(obj, "amount_refunded")
-    if reported > payment.amount:
+    if reported + payment.disputed > payment.amount:
+        # Refunds and disputes together never take more than was paid.
+        held = f" ({payment.disputed} withdrawn by disputes)" if payment.disputed else ""
         raise EventError(
-            f"charge {charge_id} reports {reported} refunded of a {payment.amount} payment"
+            f"charge {charge_id} reports {reported} refunded of a {payment.amount} payment{held}"
         )
     increment = refund_increment(payment.refunded, reported)
     if increment == 0:
@@ -1044,7 +1048,7 @@ def _dispute(session: Session, event: WebhookEvent, obj: dict[str, Any]) -> Resu
     if dispute_id is None or charge_id is None:
         raise EventError("a dispute without its id or charge")
     payment = _find_payment(
-        session, charge_id=charge_id, payment_intent_id=_id(obj.get("payment_intent"))
+        session, charge_id=charge_id, payment_intent_id=_id(obj.get("payment_intent")), lock=True
     )
     if payment is None:
         return Result(
@@ -1061,13 +1065,40 @@ def _dispute(session: Session, event: WebhookEvent, obj: dict[str, Any]) -> Resu
         return Result(InboxStatus.PROCESSED, "a dispute of nothing")
     if currency != payment.currency:
         raise EventError(f"dispute in {currency} of a {payment.currency} payment")
-    for happened, kind, suffix in (
-        (effects.withdrawn, EntryKind.DISPUTE_LOST, "withdrawn"),
-        (effects.reinstated, EntryKind.DISPUTE_WON, "reinstated"),
-    ):
-        if happened:
-            _book_against(session, payment, f"{dispute_id}:{suffix}", kind, amount, event.created)
+    withdrawal = f"{dispute_id}:withdrawn"
+    withdrawn = _booked_amount(session, withdrawal)
+    if effects.withdrawn and withdrawn is None:
+        # At most what the payment still holds: no account can lose more than it got.
+        holds = payment.amount - payment.refunded - payment.disputed
+        if amount > holds:
+            raise EventError(
+                f"dispute {dispute_id} of {amount} exceeds the {holds} that payment"
+                f" {payment.reference} still holds (paid {payment.amount}, refunded"
+                f" {payment.refunded}, disputed {payment.disputed})"
+            )
+        _book_against(session, payment, withdrawal, EntryKind.DISPUTE_LOST, amount, event.created)
+        payment.disputed += amount
+        withdrawn = amount
+    reinstatement = f"{dispute_id}:reinstated"
+    if effects.reinstated and _booked_amount(session, reinstatement) is None:
+        # At most what this dispute withdrew (its withdrawal is booked by now).
+        taken = withdrawn or 0
+        if amount > taken:
+            raise EventError(f"dispute {dispute_id} reinstates {amount} but withdrew {taken}")
+        _book_against(session, payment, reinstatement, EntryKind.DISPUTE_WON, amount, event.created)
+        payment.disputed -= amount
+    session.flush()
     return Result(InboxStatus.PROCESSED)
+
+
+def _booked_amount(session: Session, reference: str) -> int | None:
+    """The magnitude of the Stripe ledger entry ``reference``, or None if it is not booked."""
+    value = session.scalar(
+        select(LedgerEntry.amount).where(
+            LedgerEntry.source == EntrySource.STRIPE, LedgerEntry.reference == reference
+        )
+    )
+    return None if value is None else abs(value)
 
 
 # ------------------------------------------------------------------ subscriptions
