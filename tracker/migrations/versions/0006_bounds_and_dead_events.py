@@ -1,7 +1,7 @@
 """Bounds on every stored amount and total, dispute withdrawals, dead inbox events.
 
 Revision ID: 0006
-Revises: 0003
+Revises: 0005
 Create Date: 2026-12-01
 
 - ``period_totals.raised`` stays within ±10**18 (entries are below 10**15 each,
@@ -28,7 +28,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0006"
-down_revision = "0003"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 
