@@ -50,6 +50,9 @@ def test_a_draft_is_published_edited_and_audited(
     assert api["tiers"][1]["label"] == "1\u202f000\xa0$US"
     page = client.get("/donate/spring").text
     assert "Help us print the spring issue!" in page
+    # The snippet builder suggests it for the embeds.
+    builder = client.get("/campaigns/spring/embed").text
+    assert 'cta="Help us print the spring issue!"' in builder
     (audit,) = _audits(app)
     assert audit.action == "campaign_updated"
     assert audit.actor.startswith("cli")

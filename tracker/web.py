@@ -10,6 +10,7 @@ from werkzeug.exceptions import HTTPException
 from tracker.db import get_session
 from tracker.domain.money import N_
 from tracker.i18n import gettext
+from tracker.services.demo import DEMO_SLUG
 
 _EMBEDDABLE = "tracker_embeddable"
 # Sent on every response unless the view set them.
@@ -24,7 +25,8 @@ _NO_FRAMING = (
 )
 
 
-# Human pages say it in words; the header is for machines and proxies.
+# People are told "in a minute" (their pages say Retry-After: 60); widgets, proxies
+# and API clients may try again sooner (5 s).
 UNAVAILABLE_MESSAGE = N_("Temporarily unavailable, try again in a minute.")
 RETRY_AFTER = "5"
 PAGE_RETRY_AFTER = "60"
@@ -65,13 +67,11 @@ def allow_framing(response: Response) -> Response:
 
 
 def init_app(app: Flask) -> None:
-    """Register the health probes and the default framing policy."""
+    """Register the landing page, the health probes, the outage answers and the framing policy."""
 
     @app.get("/")
     def index() -> str:
         """The landing page: where the demo, the embeds, the API and the admin are."""
-        from tracker.services.demo import DEMO_SLUG
-
         return render_template("index.html", slug=DEMO_SLUG)
 
     @app.get("/livez")

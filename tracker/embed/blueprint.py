@@ -35,7 +35,7 @@ from tracker.embed.render import DEFAULT_COLOR, BarView, bar_view, neutral_view,
 from tracker.embed.svg import SIZES, place, summary_fit
 from tracker.i18n import gettext, select_locale
 from tracker.microcache import Rendered, not_modified, render_cache
-from tracker.services.campaigns import CampaignNotFound
+from tracker.services.campaigns import CampaignNotFound, get_campaign
 from tracker.services.demo import DEMO_SLUG
 from tracker.services.progress import ProgressReport, campaign_progress
 from tracker.web import UNAVAILABLE_MESSAGE, allow_framing, unavailable, unavailable_page
@@ -249,8 +249,10 @@ def builder(slug: str) -> Response | tuple[str, int]:
     # The form sends every field; an empty one (or the default colour) means "not set".
     given = MultiDict((k, v) for k, v in request.args.items(multi=True) if v and v != DEFAULT_COLOR)
     if not request.args:
-        # A first visit suggests the call to action the demo article uses.
-        given = MultiDict({"cta": DEFAULT_CTA})
+        # A first visit suggests the campaign's own call to action (set-campaign
+        # --cta), else the one the demo article uses.
+        cta = get_campaign(get_session(), slug, public=True).cta
+        given = MultiDict({"cta": cta or DEFAULT_CTA})
     try:
         options = parse_options(given, ALL_OPTIONS)
     except OptionError as exc:
