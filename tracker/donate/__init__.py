@@ -29,7 +29,8 @@ def init_app(app: Flask) -> None:
         app=app,
         storage_uri=app.config["RATELIMIT_STORAGE_URI"],
         headers_enabled=True,
-        key_prefix="tracker",
+        # Tests that share one Redis give each run a prefix of its own.
+        key_prefix=app.config.get("RATELIMIT_KEY_PREFIX") or "tracker",
     )
     limiter.limit(app.config["DONATE_RATE_LIMIT"], methods=["POST"])(bp)
     # The limiter hooks every request of the app; resolving which limits apply
