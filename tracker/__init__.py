@@ -19,7 +19,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """
     from pathlib import Path
 
-    from tracker import cli, config, db, donate, gateway, web
+    from tracker import cli, config, db, donate, gateway, ops, web
     from tracker.api import blueprint as api
     from tracker.embed import blueprint as embed
     from tracker.webhooks import blueprint as webhooks
@@ -46,6 +46,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     db.init_app(app, db.Database(app.config["DATABASE_URL"]))
     gateway.init_app(app)
     web.init_app(app)
+    ops.init_app(app)
     app.register_blueprint(api.bp)
     donate.init_app(app)
     app.register_blueprint(webhooks.bp)
