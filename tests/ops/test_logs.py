@@ -205,3 +205,28 @@ def test_a_job_logs_one_line_with_its_own_id(lines: Lines) -> None:
     # Outside a job, records carry no id.
     logging.getLogger("tracker.x").warning("after")
     assert json.loads(lines.json[-1])["request_id"] == "-"
+
+
+def test_a_database_error_does_not_quote_the_values_it_was_given(database: Database) -> None:
+    # Logged failures carry the exception's text: it must name the statement, never
+    # the donor details bound to it.
+    from sqlalchemy import insert
+    from sqlalchemy.exc import IntegrityError
+
+    email = f"leak.{secrets.token_hex(4)}@example.net"
+    with database.session() as session, pytest.raises(IntegrityError) as caught:
+        session.execute(
+            insert(Pledge).values(
+                campaign_id=987654,  # no such campaign: a foreign key violation
+                amount=2500,
+                currency="USD",
+                frequency="one_time",
+                donor_email=email,
+                donor_name="Ada Leak",
+                anonymous=False,
+                source="offline",
+                status="pending",
+            )
+        )
+    assert "INSERT INTO pledges" in str(caught.value)
+    assert email not in str(caught.value) and "Ada Leak" not in str(caught.value)
