@@ -72,7 +72,10 @@ def grew(
 def test_metrics_is_not_found_without_a_configured_token(db_url: str) -> None:
     app = webhook_app(db_url)
     try:
-        assert app.test_client().get("/metrics").status_code == 404
+        client = app.test_client()
+        off, unknown = client.get("/metrics"), client.get("/no-such-page")
+        assert off.status_code == unknown.status_code == 404
+        assert off.data == unknown.data
     finally:
         app.extensions["tracker.db"].dispose()
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hmac
 
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, Response, abort, current_app, request
 
 from tracker.db import get_session
 from tracker.ops import metrics
@@ -28,7 +28,7 @@ def scrape() -> Response:
     """
     token: str | None = current_app.config.get("METRICS_TOKEN")
     if not token:
-        return json_error(404, "not_found", "no such page")
+        abort(404)  # the same answer as any unknown URL
     given = request.headers.get("Authorization", "")
     scheme, _, credentials = given.partition(" ")
     if scheme.lower() != "bearer" or not hmac.compare_digest(
