@@ -33,6 +33,10 @@ ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 HOST = "tracker.example.org"
 GUNICORN_CONF = "deploy/gunicorn.conf.py"
+FORM = "application/x-www-form-urlencoded"
+# nginx's $upstream_cache_status for an answer from its cache: a hit, or (on a slow
+# machine, past max-age=2) a stale copy while it refreshes, or a revalidated one.
+FROM_CACHE = {"HIT", "STALE", "UPDATING", "REVALIDATED"}
 TOKEN = "metrics-token-" + "m" * 32
 
 
@@ -370,11 +374,13 @@ def test_the_app_served_through_the_nginx_site(
         # nginx's $request_id, kept by the app because one proxy is trusted.
         assert re.fullmatch(r"[0-9a-f]{32}", first_headers["X-Request-Id"])
         status, headers, again = client.request("GET", "/api/v1/campaigns/demo")
-        assert (status, headers["X-Cache-Status"], again) == (200, "HIT", first)
+        assert (status, again) == (200, first)
+        assert headers["X-Cache-Status"] in FROM_CACHE
         assert "max-age=63072000" in headers["Strict-Transport-Security"]
         status, headers, _ = client.request("GET", "/campaigns/demo/progress.svg")
         assert status == 200 and headers["X-Cache-Status"] == "MISS"
-        assert client.request("GET", "/campaigns/demo/progress.svg")[1]["X-Cache-Status"] == "HIT"
+        svg = client.request("GET", "/campaigns/demo/progress.svg")[1]["X-Cache-Status"]
+        assert svg in FROM_CACHE
         # Pages that are not embeds are never cached.
         status, headers, _ = client.request("GET", "/donate/demo")
         assert status == 200 and "X-Cache-Status" not in headers
@@ -391,18 +397,20 @@ def test_the_app_served_through_the_nginx_site(
         )
         assert status == 413 and b"nginx" in body
 
-        # A burst of donate form posts from one address meets nginx's limit (burst 10).
-        statuses = []
-        for _ in range(14):
+        # A burst of donate form posts from one address meets nginx's limit: the
+        # first eleven (one and a burst of ten) reach the app, then 429 (the zone
+        # refills 30 a minute, so a slow machine may let a few more through).
+        passed = 0
+        for _ in range(40):
             status, _, body = client.request(
-                "POST",
-                "/donate/demo",
-                b"amount=5",
-                {"Content-Type": "application/x-www-form-urlencoded"},
+                "POST", "/donate/demo", b"amount=5", {"Content-Type": FORM}
             )
-            statuses.append((status, b"nginx" in body))
-        assert (429, True) in statuses, statuses
-        assert statuses[0] != (429, True)
+            if status == 429 and b"nginx" in body:
+                break
+            passed += 1
+        else:
+            pytest.fail("40 posts in a row were never limited")
+        assert passed >= 11
         # Reading the page is not limited.
         assert client.request("GET", "/donate/demo")[0] == 200
 
