@@ -58,12 +58,11 @@ translations: $(VENV)/.installed
 		--no-fuzzy-matching --width 100 --ignore-pot-creation-date
 	$(BIN)/pybabel compile -d tracker/translations --statistics
 
-## bench: the benchmarks in bench/ (see bench/README.md); needs wrk, nginx, PostgreSQL.
+## bench: every benchmark in bench/, one table (see bench/README.md); needs wrk, nginx,
+## PostgreSQL. `make bench BENCH=--quick` for the short version, BENCH=--json for JSON.
+BENCH ?=
 bench: $(VENV)/.installed
-	$(BIN)/python bench/progress_api.py
-	$(BIN)/python bench/embed.py
-	$(BIN)/python bench/webhooks.py
-	$(BIN)/python bench/webhook_floor.py
+	$(BIN)/python bench/run_all.py $(BENCH)
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache .mypy_cache .ruff_cache

@@ -37,6 +37,9 @@ ROOT = Path(__file__).resolve().parent.parent
         ("API_CACHE_SECONDS", "600", "between 0 and 60"),
         ("TRUSTED_PROXIES", "many", "TRACKER_TRUSTED_PROXIES: expected a whole number"),
         ("TRUSTED_PROXIES", "9", "between 0 and 5"),
+        ("METRICS_TOKEN", "too-short", "TRACKER_METRICS_TOKEN: expected at least 32"),
+        ("METRICS_TOKEN", "x" * 31 + " y", "TRACKER_METRICS_TOKEN"),
+        ("LOG_FORMAT", "xml", "TRACKER_LOG_FORMAT: expected one of: text, json"),
     ],
 )
 def test_invalid_values_name_the_variable(

@@ -19,7 +19,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """
     from pathlib import Path
 
-    from tracker import cli, config, db, donate, gateway, i18n, web
+    from tracker import cli, config, db, donate, gateway, i18n, ops, web
     from tracker.api import blueprint as api
     from tracker.embed import blueprint as embed
     from tracker.webhooks import blueprint as webhooks
@@ -50,6 +50,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     gateway.init_app(app)
     i18n.init_app(app)
     web.init_app(app)
+    ops.init_app(app)
     app.register_blueprint(api.bp)
     donate.init_app(app)
     app.register_blueprint(webhooks.bp)

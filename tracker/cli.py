@@ -379,6 +379,8 @@ def check_totals_cmd(repair: bool) -> None:
 
 def init_app(app: Flask) -> None:
     """Register the ``tracker`` command group."""
+    from tracker.ops import cli as _ops  # noqa: F401 -- registers ``backup`` on the group
+
     app.cli.add_command(tracker_cli)
 
 

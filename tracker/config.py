@@ -51,6 +51,10 @@ DEFAULTS: dict[str, Any] = {
     # proxy's address (one rate limit for all), with it wrongly set anybody
     # could pick their own address.
     "TRUSTED_PROXIES": 0,
+    # The bearer token /metrics asks for; unset, /metrics answers 404 (docs/operations.md).
+    "METRICS_TOKEN": None,
+    # "text" (one readable line per record) or "json" (one JSON object per line).
+    "LOG_FORMAT": "text",
 }
 
 _MIN_SECRET = 32
@@ -104,6 +108,13 @@ def validate(app: Flask) -> None:
     cfg["RATELIMIT_STORAGE_URI"] = _ratelimit_storage(cfg["RATELIMIT_STORAGE_URI"])
     cfg["DONATE_RATE_LIMIT"] = _rate_limit("DONATE_RATE_LIMIT", cfg["DONATE_RATE_LIMIT"])
     cfg["TRUSTED_PROXIES"] = _count("TRUSTED_PROXIES", cfg["TRUSTED_PROXIES"], 0, 5)
+    cfg["METRICS_TOKEN"] = _optional_match(
+        "METRICS_TOKEN",
+        cfg["METRICS_TOKEN"],
+        r"[A-Za-z0-9._~+/=-]{32,}",
+        f"expected at least {_MIN_SECRET} letters, digits or -._~+/= (a bearer token)",
+    )
+    cfg["LOG_FORMAT"] = _choice("LOG_FORMAT", cfg["LOG_FORMAT"], ("text", "json"))
 
 
 def _blank(value: Any) -> bool:
@@ -285,4 +296,11 @@ def _rate_limit(key: str, value: Any) -> str:
             raise ValueError(text)
     except ValueError:
         raise ConfigError(key, "expected a rate such as '10 per minute' or '10/minute'") from None
+    return text
+
+
+def _choice(key: str, value: Any, choices: tuple[str, ...]) -> str:
+    text = choices[0] if _blank(value) else str(value).strip().lower()
+    if text not in choices:
+        raise ConfigError(key, f"expected one of: {', '.join(choices)}")
     return text

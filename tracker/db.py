@@ -29,6 +29,9 @@ _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 def make_engine(url: str, **kwargs: Any) -> Engine:
     """Create an engine with the pragmas and transaction handling each database needs."""
     parsed = make_url(url)
+    # Errors quote the statement, never its values: they are logged, and values
+    # carry event payloads and donor details (tracker/ops/logs.py).
+    kwargs.setdefault("hide_parameters", True)
     if parsed.get_backend_name() == "sqlite":
         engine = create_engine(parsed, **kwargs)
         _configure_sqlite(engine)

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 
 from flask import current_app, request
 
+from tracker.ops.metrics import RENDER_CACHE_HIT, RENDER_CACHE_MISS
+
 # Enough for every campaign and option combination a site uses; bounded so that
 # crafted query strings cannot grow it without limit.
 MAX_ENTRIES = 1024
@@ -58,7 +60,9 @@ class RenderCache:
         now = time.monotonic()
         hit = self._entries.get(key)
         if hit is not None and hit.expires > now:
+            RENDER_CACHE_HIT.inc()
             return hit
+        RENDER_CACHE_MISS.inc()
         body = build()
         rendered = Rendered.of(body, now + self.ttl)
         with self._lock:  # threaded workers share it; evictions must not race

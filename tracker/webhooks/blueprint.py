@@ -14,6 +14,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from tracker.db import get_database
 from tracker.gateway.webhooks import InvalidWebhook, configured_livemode, verify
+from tracker.ops.metrics import count_webhook
 from tracker.services.stripe_events import ProcessingFailed, deliver
 from tracker.web import json_error
 
@@ -44,6 +45,7 @@ def stripe_webhook() -> Response:
     try:
         event = verify(body, request.headers.get("Stripe-Signature"), secrets)
     except InvalidWebhook as exc:
+        count_webhook("unknown", "invalid")
         return json_error(400, "invalid_webhook", str(exc))
     database = get_database(current_app)
     try:
@@ -51,8 +53,11 @@ def stripe_webhook() -> Response:
         with database.serial_sessions() as factory:
             delivery = deliver(factory, event, livemode=configured_livemode())
     except ProcessingFailed:
+        count_webhook(event.type, "failed")
         return json_error(500, "processing_failed", "the event is kept and will be retried")
     except SQLAlchemyError:
         current_app.logger.exception("Stripe event %s: database unavailable", event.id)
+        count_webhook(event.type, "unavailable")
         return json_error(503, "database_unavailable", "the event was not stored; send it again")
+    count_webhook(event.type, delivery.status.value if delivery.new else "duplicate")
     return jsonify(id=event.id, status=delivery.status.value, duplicate=not delivery.new)

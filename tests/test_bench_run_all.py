@@ -1,0 +1,105 @@
+"""bench/run_all.py reads each benchmark's own output into one table (no benchmark runs here)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from bench import run_all
+
+
+def test_each_benchmarks_output_becomes_figures_with_their_targets(tmp_path: Path) -> None:
+    progress = tmp_path / "progress.json"
+    progress.write_text(
+        json.dumps(
+            {
+                "rows": [
+                    {
+                        "db": "sqlite",
+                        "entries": 10000,
+                        "ratio": 0.91,
+                        "api_rps": 3865.2,
+                        "baseline_rps": 4247.0,
+                        "paired_q1": 0.89,
+                        "paired_q3": 0.93,
+                        "cpu_ratio": 0.9,
+                    }
+                ]
+            }
+        )
+    )
+    embed = tmp_path / "embed.json"
+    row = {"route": "SVG image", "rps": 90, "baseline_rps": 100, "spread": "0.8-0.9"}
+    embed.write_text(
+        json.dumps(
+            {
+                "entries": 1_000_000,
+                "gunicorn": [{**row, "ratio": 0.89}],
+                "nginx": [{**row, "ratio": 0.81}],
+            }
+        )
+    )
+    hooks = "\n".join(
+        [
+            "bench: warming up",
+            json.dumps(
+                {
+                    "db": "postgresql",
+                    "entries": 10000,
+                    "ratio": 0.072,
+                    "webhook_rps": 252,
+                    "livez_rps": 3478,
+                    "webhook_rps_rounds": "250 252",
+                }
+            ),
+            json.dumps(
+                {
+                    "db": "postgresql",
+                    "entries": 1000000,
+                    "ratio": 0.072,
+                    "webhook_rps": 277,
+                    "livez_rps": 3838,
+                    "webhook_rps_rounds": "270 277",
+                }
+            ),
+            "PASS",
+        ]
+    )
+    floor = "\n".join(
+        json.dumps(
+            {"db": "sqlite", "entries": 10000, "route": name, "rps": rps, "ratio": rps / 1000}
+        )
+        for name, rps in (("livez", 1000), ("apply", 300), ("service", 250))
+    )
+    figures = [
+        *run_all.read_progress(progress, ""),
+        *run_all.read_embed(embed, ""),
+        *run_all.read_webhooks(None, hooks),
+        *run_all.read_floor(None, floor),
+    ]
+    verdicts = {(f.figure, f.target): f.passed for f in figures}
+    assert verdicts == {
+        ("progress API / livez, sqlite, 10k entries", 0.9): True,
+        ("SVG image behind gunicorn / livez, 1M entries", 0.9): False,
+        ("SVG image behind nginx / nginx static file, 1M entries", 0.8): True,
+        ("webhook events / livez, postgresql, 10k entries", 0.3): False,
+        ("webhook events / livez, postgresql, 1M entries", 0.3): False,
+        ("webhook events/s at 1M / at 10k entries, postgresql", 0.9): True,
+        ("webhook endpoint / raw-driver floor, sqlite, 10k entries", 0.8): True,
+    }
+    floor_figure = figures[-1]
+    assert floor_figure.ratio == 0.833
+    text = run_all.table([run_all.Outcome("all", 1.0, figures, None)])
+    assert text.count("| PASS |") == 4 and text.count("| **FAIL** |") == 3
+
+
+def test_a_benchmark_that_crashes_is_an_error_row_and_a_failure(tmp_path: Path) -> None:
+    crash = tmp_path / "crash.py"
+    crash.write_text("import sys; print('half a line'); sys.exit(2)\n")
+    benchmark = run_all.Benchmark(
+        "crash", str(crash), (), (), run_all.read_webhooks, writes_json=False
+    )
+    outcome = run_all.run(benchmark, quick=False, workdir=tmp_path)
+    assert outcome.figures == [] and outcome.error
+    assert "status 2" in outcome.error
+    assert "**ERROR**" in run_all.table([outcome])
