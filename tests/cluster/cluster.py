@@ -40,6 +40,9 @@ from tracker.domain.periods import PeriodKind
 from tracker.models import Campaign, InboxStatus, LedgerEntry, PeriodTotal, StripeEvent
 from tracker.services.campaigns import CampaignSpec, create_campaign
 
+# Donate submissions allowed per client and minute on the cluster (shared in Redis).
+DONATE_LIMIT = 5
+
 
 @dataclass(slots=True)
 class Infrastructure:
@@ -133,12 +136,13 @@ def infrastructure(*, require_namespaces: bool) -> Iterator[Infrastructure]:
                     RATELIMIT_STORAGE_URI=redis_url,
                     TRUSTED_PROXIES="1",
                     API_CACHE_SECONDS="1",
+                    DONATE_RATE_LIMIT=f"{DONATE_LIMIT} per minute",
                 )
                 yield Infrastructure(net, pg, redis_url, env, logdir, database)
             finally:
                 database.dispose()
     finally:
-        if os.environ.get("TRACKER_CLUSTER_KEEP_LOGS"):
+        if os.environ.get("CLUSTER_KEEP_LOGS"):
             print(f"cluster logs kept in {logdir}")
         else:
             shutil.rmtree(logdir, ignore_errors=True)

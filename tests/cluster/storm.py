@@ -274,12 +274,12 @@ def payment_number(stripe_id: str) -> str:
     return stripe_id.split(":", 1)[0].rsplit("_", 1)[-1]
 
 
-def expected_by_payment(plan_: Plan) -> dict[str, int]:
-    """The net amount the client expects of each payment of ``plan_`` (for diagnostics)."""
+def expected_by_payment(deliveries: list[tuple[str, str]]) -> dict[str, int]:
+    """The net amount the client expects of each payment in ``deliveries`` (diagnostics)."""
     net: dict[str, int] = {}
     refunded: dict[str, int] = {}
     seen: set[str] = set()
-    for event_id, payload in plan_.deliveries:
+    for event_id, payload in deliveries:
         if event_id in seen:
             continue
         seen.add(event_id)
