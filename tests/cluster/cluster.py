@@ -102,6 +102,12 @@ class Infrastructure:
             ).all()
         return {InboxStatus(status).value: count for status, count in rows}
 
+    def analyze(self) -> None:
+        """``ANALYZE``: fresh planner statistics, as autovacuum keeps them on a live server."""
+        with self.database.engine.connect() as conn:
+            conn.exec_driver_sql("ANALYZE")
+            conn.commit()
+
     def log_tails(self, lines: int = 20) -> str:
         """The end of every server log of the run (for a failure's report)."""
         parts = []

@@ -80,7 +80,12 @@ def _ip(*args: str) -> None:
 
 
 def namespaces_unavailable() -> str | None:
-    """Why namespaces cannot be made here (None when they can)."""
+    """Why namespaces cannot be made here (None when they can).
+
+    ``CLUSTER_LOOPBACK=1`` asks for the loopback fallback even as root.
+    """
+    if os.environ.get("CLUSTER_LOOPBACK"):
+        return "CLUSTER_LOOPBACK is set"
     if os.name != "posix" or not hasattr(os, "geteuid"):
         return "not Linux"
     if os.geteuid() != 0:

@@ -13,6 +13,8 @@ This module only drives the real scheduler; it has no stand-in for it.
 from __future__ import annotations
 
 import contextlib
+import os
+import signal
 import subprocess
 import sys
 import threading
@@ -161,9 +163,6 @@ def leader(infra: Infrastructure, running: list[Scheduler], timeout: float = 30)
 def kill_leader(infra: Infrastructure, running: list[Scheduler], record: FaultRecord) -> None:
     """SIGKILL the leader's process group; the other host's scheduler must take over."""
     victim = leader(infra, running)
-    import os
-    import signal
-
     os.killpg(victim.process.pid, signal.SIGKILL)
     record.note = f"scheduler on host {victim.host.name} (pid {victim.process.pid}) SIGKILLed"
 
