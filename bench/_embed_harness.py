@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from string import Template
@@ -20,9 +20,27 @@ SLUG = "bench"
 
 
 @contextmanager
-def nginx(upstream: str, static: dict[str, bytes], cpu: str | None = None) -> Iterator[str]:
-    """nginx caching ``upstream`` per its Cache-Control, and serving ``static`` files."""
+def nginx(
+    upstream: str | Sequence[str],
+    static: dict[str, bytes],
+    cpu: str | None = None,
+    *,
+    conf: str = "nginx-embed.conf",
+    server_options: str = "",
+) -> Iterator[str]:
+    """nginx caching ``upstream`` per its Cache-Control, and serving ``static`` files.
+
+    :param upstream: one base URL, or several ``host:port`` (or URLs) to balance across.
+    :param conf: the configuration template in ``bench/`` (``${SERVERS}``, ``${PORT}``,
+        ``${PREFIX}`` are filled in).
+    :param server_options: appended to each upstream ``server`` line (``max_fails=1``).
+    """
     binary = h.need("nginx")
+    upstreams = [upstream] if isinstance(upstream, str) else list(upstream)
+    servers = "\n        ".join(
+        f"server {u.split('://', 1)[-1]}{' ' + server_options if server_options else ''};"
+        for u in upstreams
+    )
     port = h.free_port()
     # Its own directory, readable by nginx's workers (they run as "nobody" under root).
     prefix = Path(tempfile.mkdtemp(prefix="tracker-bench-nginx-"))
@@ -32,11 +50,9 @@ def nginx(upstream: str, static: dict[str, bytes], cpu: str | None = None) -> It
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(body)
         (prefix / "cache").mkdir()
-        template = Template((ROOT / "bench" / "nginx-embed.conf").read_text())
+        template = Template((ROOT / "bench" / conf).read_text())
         # safe_substitute: nginx's own $variables stay as they are.
-        config = template.safe_substitute(
-            PORT=port, UPSTREAM=upstream.rsplit(":", 1)[1], PREFIX=prefix
-        )
+        config = template.safe_substitute(PORT=port, SERVERS=servers, PREFIX=prefix)
         conf = prefix / "nginx.conf"
         conf.write_text(config)
         for path in [prefix, *prefix.rglob("*")]:

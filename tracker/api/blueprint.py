@@ -13,6 +13,7 @@ from typing import Any
 from flask import Blueprint, Response, request
 from werkzeug.http import quote_etag
 
+from tracker.api import openapi
 from tracker.db import get_session
 from tracker.domain.periods import Period
 from tracker.embed.options import EmbedOptions, OptionError, locale_option
@@ -193,6 +194,16 @@ def periods(slug: str) -> Response:
         ],
     }
     return _respond(Rendered.of(_encode(document)))
+
+
+# Rendered once: the document is a constant of this release.
+_OPENAPI = Rendered.of(json.dumps(openapi.document(), separators=(",", ":")).encode())
+
+
+@bp.get("/openapi.json")
+def openapi_document() -> Response:
+    """The OpenAPI 3.1 description of this API (see ``docs/api.md``)."""
+    return _respond(_OPENAPI)
 
 
 @bp.after_request

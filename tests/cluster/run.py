@@ -1,0 +1,333 @@
+"""One run of the cluster: baseline, storm under faults, checks, figures.
+
+Shared by ``tests/cluster/test_cluster.py`` (which asserts that the run found
+no problem) and ``bench/cluster.py`` (which prints the figures). The order:
+
+1. the network, PostgreSQL and Redis of the run; the campaigns of both storms;
+2. baseline: one host, 4 gunicorn workers, behind nginx, a storm of its own
+   without faults — events/s and latency of one host with all the workers;
+3. the storm: two hosts of 2 workers each (the same 4 workers in total) behind
+   nginx, with the faults fired at moments drawn from the seed once a quarter
+   of the sends are out (the sends before the first fault give the fault-free
+   rate and latency of two hosts);
+4. the checks: the widget through nginx shows the final totals within 5 s,
+   one ``retry-inbox``, nothing left received or failed, every total exactly
+   the client's own sum, ``check-totals`` clean, and (with the scheduler) one
+   milestone message per tier crossed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from tests.cluster import scheduler as sched
+from tests.cluster import services
+from tests.cluster.cluster import (
+    DONATE_LIMIT,
+    Faults,
+    Frontend,
+    Infrastructure,
+    frontend,
+    infrastructure,
+)
+from tests.cluster.storm import Plan, SendReport, expected_by_payment, plan, send
+
+WIDGET_DEADLINE = 5.0
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What a run measured and every problem it found (empty: all guarantees held)."""
+
+    seed: int
+    problems: list[str] = field(default_factory=list)
+    lines: list[str] = field(default_factory=list)
+    baseline_rate: float = float("nan")
+    cluster_rate: float = float("nan")
+    storm_rate: float = float("nan")
+    latency_clean: tuple[float, float] = (float("nan"), float("nan"))
+    latency_faults: tuple[float, float] = (float("nan"), float("nan"))
+    latency_baseline: tuple[float, float] = (float("nan"), float("nan"))
+    widget_seconds: float = float("nan")
+    seconds: float = 0.0
+    isolated: bool = False
+    scheduler: bool = False
+
+    @property
+    def ratio(self) -> float:
+        """Two hosts' fault-free events/s over one host's (same workers in total)."""
+        return self.cluster_rate / self.baseline_rate if self.baseline_rate else float("nan")
+
+    def figures(self) -> str:
+        """The benchmark figures as a few lines."""
+        return "\n".join(
+            [
+                f"events/s through nginx: one host x 4 workers {self.baseline_rate:.0f}; "
+                f"two hosts x 2 workers {self.cluster_rate:.0f} (before the first fault) "
+                f"→ ratio {self.ratio:.2f}x (target ≥ 0.9x); whole storm with faults "
+                f"{self.storm_rate:.0f}",
+                "webhook latency p50/p99 (ms): "
+                f"one host {self.latency_baseline[0]:.0f}/{self.latency_baseline[1]:.0f}; "
+                "two hosts, no fault yet {:.0f}/{:.0f}; ".format(*self.latency_clean)
+                + "from the first fault on {:.0f}/{:.0f}".format(*self.latency_faults),
+            ]
+        )
+
+
+def _rate(report: SendReport, until: float = float("inf"), warmup: float = 0.1) -> float:
+    """2xx answers per second, after the first ``warmup`` share of them and before ``until``.
+
+    The first answers of fresh workers cost more (connections, statement caches):
+    both sides of the comparison skip the same share of them.
+    """
+    done = sorted(a.started + a.seconds for a in report.attempts if 200 <= a.status < 300)
+    done = [t for t in done if t <= until]
+    skip = int(len(done) * warmup)
+    if len(done) - skip < 2:
+        return float("nan")
+    return (len(done) - skip - 1) / (done[-1] - done[skip])
+
+
+def _widget(front: Frontend, storm: Plan, since: float) -> tuple[float, list[str]]:
+    """Poll the progress JSON through nginx until every campaign shows its final total."""
+    waiting = {c.slug: c for c in storm.campaigns}
+    last: dict[str, object] = {}
+    while waiting and time.monotonic() - since < WIDGET_DEADLINE + 5:
+        for slug, c in list(waiting.items()):
+            try:
+                doc = front.get_json(f"/api/v1/campaigns/{slug}")
+            except OSError as exc:
+                last[slug] = f"{type(exc).__name__}: {exc}"
+                continue
+            last[slug] = (doc.get("raised"), doc.get("payments"))
+            if doc.get("raised") == c.raised and doc.get("payments") == c.payments:
+                del waiting[slug]
+        if waiting:
+            time.sleep(0.1)
+    seconds = time.monotonic() - since
+    problems = [
+        f"widget {slug}: shows {last.get(slug)}, expected ({c.raised}, {c.payments})"
+        for slug, c in waiting.items()
+    ]
+    if not waiting and seconds > WIDGET_DEADLINE:
+        problems.append(f"widget showed the final totals after {seconds:.1f} s (> 5 s)")
+    return seconds, problems
+
+
+def run(
+    seed: int,
+    *,
+    events: int = 10_000,
+    baseline_events: int = 2_000,
+    connections: int = 32,
+    require_namespaces: bool = False,
+    out: Callable[[str], None] = print,
+) -> Outcome:
+    """Run the whole cluster scenario once; see the module's docstring."""
+    began = time.monotonic()
+    outcome = Outcome(seed)
+
+    def say(line: str) -> None:
+        outcome.lines.append(line)
+        out(line)
+
+    storm = plan(seed, events)
+    base = plan(seed + 1, baseline_events, prefix="base")
+    warmup = plan(seed + 2, max(200, baseline_events // 5), prefix="warm")
+    say(storm.describe())
+    with infrastructure(require_namespaces=require_namespaces) as infra:
+        outcome.isolated = infra.net.isolated
+        say(infra.net.describe())
+        say(
+            f"PostgreSQL {infra.pg.bindir.parent.name} at {infra.pg.address}:{infra.pg.port}, "
+            f"Redis {infra.redis_url}"
+        )
+        for each in (warmup, base, storm):
+            infra.create_campaigns(each)
+        outcome.scheduler = sched.available(infra)
+        say(
+            "scheduler: `tracker scheduler` found: one per host, leader killed, milestones checked"
+            if outcome.scheduler
+            else "scheduler: no `tracker scheduler` command on this checkout: its steps are off"
+        )
+        try:
+            _baseline(infra, warmup, base, connections, seed, outcome, say)
+            _storm(infra, storm, connections, seed, outcome, say)
+            _check_totals(infra, warmup, outcome, say, "warm-up")
+            _check_totals(infra, base, outcome, say, "baseline")
+        except Exception:
+            say(infra.log_tails())
+            raise
+        if outcome.problems:
+            say(infra.log_tails())
+    outcome.seconds = time.monotonic() - began
+    say(outcome.figures())
+    say(f"cluster run: {outcome.seconds:.1f} s in all, {len(outcome.problems)} problem(s)")
+    for problem in outcome.problems:
+        say(f"  PROBLEM: {problem}")
+    return outcome
+
+
+def _baseline(
+    infra: Infrastructure,
+    warmup: Plan,
+    base: Plan,
+    connections: int,
+    seed: int,
+    outcome: Outcome,
+    say: Callable[[str], None],
+) -> None:
+    with frontend(infra, infra.net.hosts[:1], workers=4) as one:
+        # A fresh database has no planner statistics and autovacuum first looks after
+        # a minute: warm it up and ANALYZE, or the baseline alone pays for that.
+        warm = send(warmup.deliveries, "127.0.0.1", one.port, connections=connections, seed=seed)
+        if warm.given_up:
+            outcome.problems.append(f"warm-up: {warm.given_up} deliveries never got a 2xx")
+        infra.analyze()
+        report = send(base.deliveries, "127.0.0.1", one.port, connections=connections, seed=seed)
+    outcome.baseline_rate = _rate(report)
+    outcome.latency_baseline = report.latency_ms()
+    say(
+        f"baseline (host a, 4 workers): {report.acknowledged:,} deliveries in "
+        f"{report.seconds:.1f} s, {report.redeliveries} redeliveries, "
+        f"statuses {dict(sorted(report.statuses.items()))}"
+    )
+    if report.given_up:
+        outcome.problems.append(f"baseline: {report.given_up} deliveries never got a 2xx")
+
+
+def _storm(
+    infra: Infrastructure,
+    storm: Plan,
+    connections: int,
+    seed: int,
+    outcome: Outcome,
+    say: Callable[[str], None],
+) -> None:
+    with contextlib.ExitStack() as stack:
+        running: list[sched.Scheduler] = []
+        sink: sched.SmtpSink | None = None
+        if outcome.scheduler:
+            sched.notify_owners(infra, storm)
+            sink = stack.enter_context(sched.smtp_sink(infra.net.hub))
+            running = stack.enter_context(sched.schedulers(infra, sink))
+        front = stack.enter_context(frontend(infra, infra.net.hosts, workers=2))
+        count = len(storm.deliveries)
+        faults = Faults(infra, front, random.Random(seed), window=(count // 4, count * 85 // 100))
+        faults.standard()
+        if outcome.scheduler:
+            faults.add(
+                "SIGKILL the scheduler leader",
+                lambda record: sched.kill_leader(infra, running, record),
+            )
+        faults.start(time.monotonic())
+        report = send(
+            storm.deliveries,
+            "127.0.0.1",
+            front.port,
+            connections=connections,
+            seed=seed,
+            on_progress=faults.on_progress,
+        )
+        faults.join()
+        widget_seconds, problems = _widget(front, storm, report.finished)
+        outcome.widget_seconds = widget_seconds
+        outcome.problems += problems
+        first_fault = faults.first_fault_time()
+        outcome.cluster_rate = _rate(report, until=first_fault)
+        outcome.storm_rate = report.rate()
+        outcome.latency_clean = report.latency_ms(until=first_fault)
+        outcome.latency_faults = report.latency_ms(since=first_fault)
+        say(
+            f"storm (hosts a+b, 2 workers each, {connections} connections): "
+            f"{report.acknowledged:,} deliveries acknowledged in {report.seconds:.1f} s, "
+            f"{report.redeliveries:,} redeliveries, "
+            f"statuses {dict(sorted(report.statuses.items()))}"
+        )
+        say("faults (t = seconds since the storm began):")
+        for record in faults.records:
+            say("  " + record.describe())
+        say(f"widget through nginx: final totals {widget_seconds:.2f} s after the last ack")
+        outcome.problems += [f"fault failed: {e}" for e in faults.errors]
+        outcome.problems += [f"fault never fired: {name}" for name in faults.unfired()]
+        if report.given_up:
+            outcome.problems.append(f"{report.given_up} deliveries never got a 2xx")
+        say(f"inbox after the storm: {infra.inbox()}")
+        say("retry-inbox: " + infra.cli("retry-inbox").replace("\n", " | "))
+        inbox = infra.inbox()
+        say(f"inbox after one retry-inbox: {inbox}")
+        for status in ("received", "failed", "deferred"):
+            if inbox.get(status):
+                outcome.problems.append(f"{inbox[status]} inbox events left {status}")
+        _check_totals(infra, storm, outcome, say, "storm")
+        try:
+            say("check-totals: " + infra.cli("check-totals").replace("\n", " | "))
+        except services.ServiceError as exc:
+            outcome.problems.append(f"check-totals: {exc}")
+        outcome.problems += _rate_limit_is_shared(front, storm.campaigns[0].slug, say)
+        if sink is not None:
+            problems = sched.milestone_problems(infra, storm, sink)
+            outcome.problems += problems
+            say(
+                f"milestones: {len(sink.messages)} messages at the SMTP server, "
+                f"{len(problems)} problem(s)"
+            )
+
+
+def _rate_limit_is_shared(front: Frontend, slug: str, say: Callable[[str], None]) -> list[str]:
+    """One client's donate submissions, alternating between the hosts, share one limit.
+
+    The hosts trust one proxy (``TRACKER_TRUSTED_PROXIES=1``), so the client is the
+    ``X-Forwarded-For`` address nginx would send. With per-process counters no
+    worker would see more than a few of the submissions; with Redis the one after
+    the limit is refused wherever it lands.
+    """
+    client = f"198.51.100.{random.randrange(1, 250)}"
+    statuses = []
+    for n in range(DONATE_LIMIT + 1):
+        app = front.apps[n % len(front.apps)]
+        request = urllib.request.Request(
+            f"http://{app.address}/donate/{slug}",
+            data=b"amount=nope",
+            headers={"X-Forwarded-For": client},
+            method="POST",
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                statuses.append(response.status)
+        except urllib.error.HTTPError as exc:
+            statuses.append(exc.code)
+    say(f"donate rate limit ({DONATE_LIMIT}/minute) across hosts: statuses {statuses}")
+    if statuses[:-1] != [400] * DONATE_LIMIT or statuses[-1] != 429:
+        return [f"rate limit not shared across hosts: {statuses}"]
+    return []
+
+
+def _check_totals(
+    infra: Infrastructure, storm: Plan, outcome: Outcome, say: Callable[[str], None], name: str
+) -> None:
+    totals = infra.totals(storm)
+    for c in storm.campaigns:
+        got = totals.get(c.slug, (0, 0))
+        if got != (c.raised, c.payments):
+            outcome.problems.append(
+                f"{name} {c.slug}: stored (raised, payments) {got}, "
+                f"client computed ({c.raised}, {c.payments})"
+            )
+    matched = all(totals.get(c.slug) == (c.raised, c.payments) for c in storm.campaigns)
+    say(f"{name} totals equal the client's sums: {matched}")
+    if not matched:
+        expected = expected_by_payment(storm.deliveries)
+        booked = infra.ledger_by_payment([c.slug for c in storm.campaigns])
+        for number in sorted(set(expected) | set(booked), key=int):
+            if expected.get(number, 0) != sum(a for _, a in booked.get(number, [])):
+                say(
+                    f"  payment #{number}: client expects {expected.get(number, 0)}, "
+                    f"ledger has {booked.get(number, [])}"
+                )
