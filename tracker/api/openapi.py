@@ -36,9 +36,23 @@ _IF_NONE_MATCH = {
     "description": "an ETag from an earlier answer: 304 when the document has not changed",
     "schema": {"type": "string", "maxLength": 200},
 }
+_LOCALE = {
+    "name": "locale",
+    "in": "query",
+    "required": False,
+    "description": (
+        "amounts and `texts` for this locale instead of the campaign's (e.g. `fr-FR`); "
+        "words fall back to English where no catalog exists (docs/i18n.md)"
+    ),
+    "schema": {
+        "type": "string",
+        "pattern": "^[A-Za-z]{2,3}([_-][A-Za-z0-9]{2,8})*$",
+        "maxLength": 40,
+    },
+}
 _CACHE_HEADERS = {
     "ETag": {
-        "description": "strong validator (SHA-256 of the body)",
+        "description": "strong validator (the first 128 bits of the body's SHA-256)",
         "schema": {"type": "string"},
     },
     "Cache-Control": {
@@ -63,8 +77,10 @@ _UNAVAILABLE: dict[str, Any] = {
 }
 
 
-def _ok(schema: str, description: str) -> dict[str, Any]:
+def _ok(schema: str, description: str, *, bad_request: bool = False) -> dict[str, Any]:
+    refused = {"400": {**_ERROR_RESPONSE, "description": "a malformed or repeated `locale`"}}
     return {
+        **(refused if bad_request else {}),
         "200": {
             "description": description,
             "headers": _CACHE_HEADERS,
@@ -142,8 +158,21 @@ SCHEMAS: dict[str, Any] = {
                 "oneOf": [{"type": "null"}, _ISO_INSTANT],
                 "description": "when the total last moved; null before any money",
             },
+            "texts": _object(
+                {
+                    "lang": {
+                        "type": "string",
+                        "description": "language of these words: en, fr, de, es",
+                    },
+                    "summary": {"type": "string", "description": "e.g. `$2,811 raised of $5,000`"},
+                    "value_text": {"type": "string", "description": "the bar's spoken description"},
+                    "donors": {"type": "string", "description": "e.g. `5 donors`"},
+                    "donate": {"type": "string", "description": "the donate button's word"},
+                },
+                description="the widget's sentences in the campaign's (or `locale`'s) language",
+            ),
         },
-        description="A campaign's progress (DESIGN.md's contract).",
+        description="A campaign's progress (the contract of docs/api.md).",
     ),
     "PeriodTotals": _object(
         {
@@ -191,8 +220,8 @@ def document() -> dict[str, Any]:
                 "get": {
                     "operationId": "getCampaignProgress",
                     "summary": "A campaign's progress",
-                    "parameters": [_SLUG, _IF_NONE_MATCH],
-                    "responses": _ok("Progress", "the campaign's progress"),
+                    "parameters": [_SLUG, _LOCALE, _IF_NONE_MATCH],
+                    "responses": _ok("Progress", "the campaign's progress", bad_request=True),
                 }
             },
             "/api/v1/campaigns/{slug}/periods": {
