@@ -101,6 +101,9 @@ def validate(app: Flask) -> None:
     cfg["RATELIMIT_STORAGE_URI"] = _ratelimit_storage(cfg["RATELIMIT_STORAGE_URI"])
     cfg["DONATE_RATE_LIMIT"] = _rate_limit("DONATE_RATE_LIMIT", cfg["DONATE_RATE_LIMIT"])
     cfg["TRUSTED_PROXIES"] = _count("TRUSTED_PROXIES", cfg["TRUSTED_PROXIES"], 0, 5)
+    from tracker.scheduler import settings as scheduler_settings
+
+    scheduler_settings.validate(app)
 
 
 def _blank(value: Any) -> bool:

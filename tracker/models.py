@@ -417,6 +417,8 @@ class CampaignNotification(Base):
     checked_version: Mapped[int | None] = mapped_column(Integer)
     # The newest ledger entry the thank-you pass has looked at.
     thanked_entry_id: Mapped[int | None] = mapped_column(BigInteger)
+    # The local date (ISO) of the latest scheduled summary written to the outbox.
+    summary_fired_on: Mapped[str | None] = mapped_column(String(10))
     # What the previous summary showed, for "since the previous summary".
     last_summary_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     last_summary_period: Mapped[str | None] = mapped_column(String(16))
