@@ -255,6 +255,12 @@ def add_offline_payment_cmd(
             click.echo(f"reference {booked.reference} was already booked; nothing changed")
 
 
+def _notify_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    from tracker.scheduler.cli import notify_options
+
+    return notify_options(func)
+
+
 @tracker_cli.command("set-campaign")
 @click.argument("slug")
 @click.option(
@@ -268,14 +274,25 @@ def add_offline_payment_cmd(
     default=None,
     help="How to pay offline (bank details, address), shown to offline pledgers; '' clears.",
 )
-def set_campaign_cmd(slug: str, presets: str | None, instructions: str | None) -> None:
-    """Change SLUG's donate page settings: suggested amounts, offline payment instructions."""
-    if presets is None and instructions is None:
-        raise OneLineError("nothing to change: give --presets and/or --instructions")
+@_notify_options
+def set_campaign_cmd(
+    slug: str, presets: str | None, instructions: str | None, **notify: Any
+) -> None:
+    """Change SLUG's donate page settings and who is notified how (docs/scheduler.md)."""
+    from tracker.scheduler.cli import apply_notify_options
+
+    if presets is None and instructions is None and all(v is None for v in notify.values()):
+        raise OneLineError("nothing to change: give --presets, --instructions or --notify-…")
     with unit_of_work() as session:
-        campaign = set_donate_settings(session, slug, presets=presets, instructions=instructions)
-        shown = campaign.preset_amounts or "derived from the tiers"
-        click.echo(f"updated {slug}: presets {shown} (minor units)")
+        if presets is not None or instructions is not None:
+            campaign = set_donate_settings(
+                session, slug, presets=presets, instructions=instructions
+            )
+            shown = campaign.preset_amounts or "derived from the tiers"
+            click.echo(f"updated {slug}: presets {shown} (minor units)")
+        notified = apply_notify_options(session, slug, notify)
+        if notified:
+            click.echo(notified)
 
 
 @tracker_cli.command("demo")
@@ -305,6 +322,8 @@ def check_totals_cmd(repair: bool) -> None:
 
 def init_app(app: Flask) -> None:
     """Register the ``tracker`` command group."""
+    from tracker.scheduler import cli as _scheduler_cli  # noqa: F401 -- attaches its commands
+
     app.cli.add_command(tracker_cli)
 
 

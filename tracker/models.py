@@ -415,6 +415,9 @@ class CampaignNotification(Base):
     thank_you: Mapped[bool] = mapped_column(Boolean, default=False)
     checked_period: Mapped[str | None] = mapped_column(String(16))
     checked_version: Mapped[int | None] = mapped_column(Integer)
+    # The total seen then: a tier is alerted when a total crosses it, not for having
+    # been reached before notifications were set up.
+    checked_raised: Mapped[int | None] = mapped_column(BigInteger)
     # The newest ledger entry the thank-you pass has looked at.
     thanked_entry_id: Mapped[int | None] = mapped_column(BigInteger)
     # The local date (ISO) of the latest scheduled summary written to the outbox.

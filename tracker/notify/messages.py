@@ -144,6 +144,8 @@ class SummaryFacts:
     top: str
     percent: int
     tiers: tuple[TierFact, ...]
+    # No earlier summary of this period: the counts cover the whole period so far.
+    first: bool
     period_label: str | None
     change: str | None
     payments: int
@@ -199,7 +201,7 @@ def summary(facts: SummaryFacts, key: str) -> Outgoing:
     if not facts.next_goal:
         pace_lines.append("Every tier is reached.")
     sections = [
-        Section("Since the previous summary", tuple(since)),
+        Section("So far" if facts.first else "Since the previous summary", tuple(since)),
         Section("Tiers", tiers),
         Section("Pace", tuple(pace_lines)),
     ]

@@ -59,6 +59,7 @@ def _alerts(
     campaign: Campaign,
     to: Recipients,
     period_key: str,
+    before: int,
     raised: int,
     context: Context,
     now: datetime,
@@ -67,8 +68,10 @@ def _alerts(
     state = progress(raised, ladder)
     sent = []
     for tier, tier_state in zip(campaign.tiers, state.tiers, strict=True):
-        if tier.amount <= 0 or not tier_state.reached:
-            continue  # a 0 tier is where the bar starts, not a milestone
+        if tier.amount <= 0 or not tier_state.reached or before >= tier.amount:
+            # A 0 tier is where the bar starts, not a milestone; a tier the total was
+            # already at is not news (its alert, if any, went out then).
+            continue
         key = f"milestone:{campaign.id}:{period_key}:{tier.amount}"
         message = messages.milestone(
             title=campaign.title,
@@ -175,6 +178,7 @@ def baseline(
     total = session.get(PeriodTotal, (campaign.id, period.key))
     row.checked_period = period.key
     row.checked_version = total.version if total else 0
+    row.checked_raised = total.raised if total else 0
     row.thanked_entry_id = _newest_entry(session, campaign) or 0
 
 
@@ -218,9 +222,11 @@ def check(session: Session, context: Context, now: datetime | None = None) -> Ch
             done = _report(session, campaign, to, row.checked_period, context, instant)
             if done:
                 report.reports.append(done)
+        raised = total.raised if total else 0
+        before = row.checked_raised if row.checked_period == key else 0
         if to:
             report.alerts += _alerts(
-                session, campaign, to, key, total.raised if total else 0, context, instant
+                session, campaign, to, key, before or 0, raised, context, instant
             )
         if row.thank_you:
             report.thanks += _thank(session, campaign, row, context, instant)
@@ -228,5 +234,6 @@ def check(session: Session, context: Context, now: datetime | None = None) -> Ch
             row.thanked_entry_id = None
         row.checked_period = key
         row.checked_version = version
+        row.checked_raised = raised
     session.flush()
     return report

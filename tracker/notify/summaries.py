@@ -138,7 +138,14 @@ def summary_facts(
         difference = raised - row.last_summary_raised
         change = ("-" if difference < 0 else "") + _money(campaign, abs(difference))
 
-    since = period.starts_at or campaign.starts_at or campaign.created_at
+    # Counting began at the period's start, else the campaign's, else its first entry
+    # (money booked before the campaign row was made, such as imported history).
+    first = session.scalar(
+        select(func.min(LedgerEntry.occurred_at)).where(
+            LedgerEntry.campaign_id == campaign.id, LedgerEntry.period_key == period.key
+        )
+    )
+    since = period.starts_at or campaign.starts_at or min(campaign.created_at, first or now)
     since = min(since, now)
     ends = [d for d in (period.ends_at, campaign.ends_at) if d is not None]
     deadline = min(ends) if ends else None
@@ -165,6 +172,7 @@ def summary_facts(
         top=_money(campaign, state.top),
         percent=int(state.percent),
         tiers=tiers,
+        first=row.last_summary_at is None or row.last_summary_period != period.key,
         period_label=None if campaign.period is PeriodKind.NONE else period.key,
         change=change,
         payments=payments,

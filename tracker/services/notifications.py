@@ -135,4 +135,4 @@ def notification_rows(session: Session) -> list[tuple[Campaign, CampaignNotifica
     query = select(Campaign, CampaignNotification).join(
         CampaignNotification, CampaignNotification.campaign_id == Campaign.id
     )
-    return [(c, n) for c, n in session.execute(query).tuples()]
+    return [(c, n) for c, n in session.execute(query)]

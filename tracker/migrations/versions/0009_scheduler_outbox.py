@@ -38,6 +38,7 @@ def upgrade() -> None:
         sa.Column("thank_you", sa.Boolean(), nullable=False),
         sa.Column("checked_period", sa.String(length=16), nullable=True),
         sa.Column("checked_version", sa.Integer(), nullable=True),
+        sa.Column("checked_raised", sa.BigInteger(), nullable=True),
         sa.Column("thanked_entry_id", sa.BigInteger(), nullable=True),
         sa.Column("summary_fired_on", sa.String(length=10), nullable=True),
         sa.Column("last_summary_at", sa.DateTime(timezone=True), nullable=True),
