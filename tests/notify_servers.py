@@ -5,6 +5,7 @@ Both listen on a free loopback port and keep what they received, parsed.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 from collections.abc import Iterator
@@ -24,6 +25,9 @@ class SmtpSink:
     def __init__(self) -> None:
         self.port = free_port()
         self.messages: list[EmailMessage] = []
+        # Seconds to wait after a message arrived before answering 250: a window in
+        # which a test can kill the sender after the server has the message.
+        self.delay = 0.0
         self._lock = threading.Lock()
         self._controller: Any = None
 
@@ -36,6 +40,8 @@ class SmtpSink:
         assert isinstance(parsed, EmailMessage)
         with self._lock:
             self.messages.append(parsed)
+        if self.delay:
+            await asyncio.sleep(self.delay)
         return "250 OK"
 
     def start(self) -> None:

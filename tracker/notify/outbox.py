@@ -6,9 +6,11 @@ Guarantees (docs/scheduler.md):
 - once decided, never lost: the row commits with the decision, or neither does;
 - never decided twice: the key is unique and the insert is ``ON CONFLICT DO
   NOTHING``, so two processes deciding the same summary write one row;
-- delivery claims rows with a lease (``FOR UPDATE SKIP LOCKED`` on
-  PostgreSQL, so two deliverers never take the same row) and commits the claim
-  before talking to the server: no lock is held while SMTP or a webhook answers;
+- delivery claims one row at a time with a lease (``FOR UPDATE SKIP LOCKED``
+  on PostgreSQL, so two deliverers never take the same row) and commits the
+  claim before talking to the server: no lock is held while SMTP or a webhook
+  answers, and the lease (longer than any send may take, see settings) keeps
+  every other deliverer off the row meanwhile;
 - a deliverer that dies after the server accepted a message and before the
   commit that marks it sent leaves the row pending: once its lease runs out the
   message goes again, with the same ``Message-ID``, so mail clients show one;
@@ -282,10 +284,15 @@ def deliver(
     """
     rules = policy or Policy()
     report = DeliveryReport()
-    rows = _claim(factory, limit, now(), rules.lease, ids)
-    for row in rows:
+    for _ in range(limit):
         if stop():
-            break  # their lease runs out and the next run takes them
+            break
+        # One row per claim: the lease then covers one send, never a whole batch
+        # whose last rows another deliverer could take while this one is still busy.
+        claimed = _claim(factory, 1, now(), rules.lease, ids)
+        if not claimed:
+            break
+        row = claimed[0]
         if veto is not None:
             with factory() as session:
                 reason = veto(session, row)

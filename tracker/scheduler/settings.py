@@ -92,6 +92,16 @@ def validate(app: Flask) -> None:
         app.config[key] = _number(key, app.config.get(key, default), low, high)
     for key in _FLAGS:
         app.config[key] = _flag(key, app.config.get(key, False))
+    # A send may take a few timeouts (connect, then each reply); a lease shorter than
+    # that would let another deliverer send the same row while this one still waits.
+    slowest = 3 * max(app.config["SMTP_TIMEOUT"], app.config["CHAT_TIMEOUT"])
+    if app.config["OUTBOX_LEASE_SECONDS"] < slowest:
+        from tracker.config import ConfigError
+
+        raise ConfigError(
+            "OUTBOX_LEASE_SECONDS",
+            f"must be at least 3 × the SMTP and chat timeouts ({slowest:g} s)",
+        )
 
 
 def settings(app: Flask) -> Settings:
