@@ -225,11 +225,11 @@ def test_killed_in_the_middle_of_a_delivery(
         )
     session.commit()
 
-    # The server holds its "250" for 3 s: long enough to kill the sender in between,
-    # inside the 4 s timeout, and the 12 s lease makes the restarted one wait for it.
-    slow = {"TRACKER_SMTP_TIMEOUT": "4", "TRACKER_OUTBOX_LEASE_SECONDS": "12"}
+    # The server holds its "250" for 2 s: long enough to kill the sender in between,
+    # inside the 2.5 s timeout, and the 8 s lease makes the restarted one wait for it.
+    slow = {"TRACKER_SMTP_TIMEOUT": "2.5", "TRACKER_OUTBOX_LEASE_SECONDS": "8"}
     with smtp_sink() as smtp, schedulers({**_env(db_url, smtp), **slow}, tmp_path) as start:
-        smtp.delay = 3  # the server has the message; our "sent" is not committed yet
+        smtp.delay = 2  # the server has the message; our "sent" is not committed yet
         first = start()
         wait_until(lambda: len(smtp.messages) >= 1, 20, "the first message to arrive")
         first.process.send_signal(signal.SIGKILL)
