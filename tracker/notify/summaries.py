@@ -140,12 +140,14 @@ def summary_facts(
 
     # Counting began at the period's start, else the campaign's, else its first entry
     # (money booked before the campaign row was made, such as imported history).
-    first = session.scalar(
-        select(func.min(LedgerEntry.occurred_at)).where(
-            LedgerEntry.campaign_id == campaign.id, LedgerEntry.period_key == period.key
+    since = period.starts_at or campaign.starts_at
+    if since is None:
+        first = session.scalar(
+            select(func.min(LedgerEntry.occurred_at)).where(
+                LedgerEntry.campaign_id == campaign.id, LedgerEntry.period_key == period.key
+            )
         )
-    )
-    since = period.starts_at or campaign.starts_at or min(campaign.created_at, first or now)
+        since = min(campaign.created_at, first or now)
     since = min(since, now)
     ends = [d for d in (period.ends_at, campaign.ends_at) if d is not None]
     deadline = min(ends) if ends else None
