@@ -219,8 +219,9 @@ def _write(
     key: str,
     now: datetime,
     context: Context,
+    built: tuple[Outgoing, Snapshot] | None = None,
 ) -> int:
-    message, snapshot = build_summary(session, campaign, row, key, now, context)
+    message, snapshot = built or build_summary(session, campaign, row, key, now, context)
     created = enqueue(
         session,
         message,
@@ -247,8 +248,8 @@ def send_summary_now(
     """
     row = notifications_of(session, campaign)
     key = f"summary-manual:{campaign.id}:{now.strftime('%Y-%m-%dT%H:%M:%S')}"
-    message, _ = build_summary(session, campaign, row, key, now, context)
-    return message, _write(session, campaign, row, key, now, context)
+    built = build_summary(session, campaign, row, key, now, context)
+    return built[0], _write(session, campaign, row, key, now, context, built)
 
 
 def due_summaries(
