@@ -211,6 +211,34 @@ def test_thank_you_only_when_on_and_canceled_if_refunded(
     row = session.scalars(select(OutboxMessage).where(OutboxMessage.kind == "thanks")).one()
     assert row.recipient == "donor@example.org" and "Dear Dana" in row.body_text
     assert refunded_veto(session, row) is None
+    # Refunded before the note left: the delivery cancels it instead of sending it.
+    from tracker.models import StripePayment
+
+    session.add(
+        StripePayment(
+            reference="pi_1",
+            campaign_id=fund.id,
+            pledge_id=pledge.id,
+            payment_intent_id="pi_1",
+            amount=5000,
+            currency="USD",
+            donor_key="k",
+            refunded=5000,
+            paid_at=now,
+        )
+    )
+    session.commit()
+    assert refunded_veto(session, row) == "the payment was refunded before the thank-you was sent"
+    session.rollback()  # SQLite: free the write lock for the deliverer's own sessions
+    report = outbox.deliver(
+        database.session,
+        outbox.Transports(mail=None, chat=None),  # type: ignore[arg-type]
+        now=lambda: now,
+        veto=refunded_veto,
+    )
+    assert report.counts == {"canceled": 1}
+    session.expire_all()
+    assert session.get(OutboxMessage, row.id).status is OutboxStatus.CANCELED  # type: ignore[union-attr]
 
 
 def test_offline_pledge_gets_its_instructions_by_mail(db_url: str) -> None:
