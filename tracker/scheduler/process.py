@@ -19,9 +19,8 @@ import logging
 import signal
 import threading
 import time
-from datetime import UTC
+from datetime import UTC, datetime
 from types import FrameType
-from typing import Any
 
 from apscheduler.executors.pool import ThreadPoolExecutor  # type: ignore[import-untyped]
 from apscheduler.schedulers.blocking import BlockingScheduler  # type: ignore[import-untyped]
@@ -178,7 +177,5 @@ class SchedulerProcess:
         return 0
 
 
-def _now() -> Any:
-    from datetime import datetime
-
+def _now() -> datetime:
     return datetime.now(UTC)
