@@ -143,3 +143,44 @@ def test_settings_are_checked(db_url: str) -> None:
         make_app(db_url, OUTBOX_LEASE_SECONDS="5")
     with pytest.raises(ConfigError, match="TRACKER_NOTIFY_ALLOW_PRIVATE"):
         make_app(db_url, NOTIFY_ALLOW_PRIVATE="maybe")
+
+
+def test_summary_jobs_follow_the_campaign_settings(app: Flask, session: Session) -> None:
+    from tracker.scheduler.process import SchedulerProcess
+
+    factories.campaign(session, "fund", timezone="Europe/Paris")
+    process = SchedulerProcess(app)
+    process.refresh()
+    assert [j.id for j in process.scheduler.get_jobs()] == []
+    set_notifications(
+        session, "fund", NotificationChanges("o@example.org", None, "weekly", 9), ChatPolicy()
+    )
+    session.commit()
+    process.refresh()
+    [job] = process.scheduler.get_jobs()
+    assert job.id == "summary:fund" and str(job.trigger) == "weekly at 09:00 Europe/Paris"
+    set_notifications(session, "fund", NotificationChanges(summary="off"), ChatPolicy())
+    session.commit()
+    process.refresh()
+    assert process.scheduler.get_jobs() == []
+
+
+def test_a_failing_job_is_logged_and_the_scheduler_goes_on(
+    app: Flask, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    from tracker.scheduler.process import SchedulerProcess
+
+    def broken(_app: Flask, _stop: threading.Event) -> str:
+        raise RuntimeError("SMTP exploded")
+
+    process = SchedulerProcess(app)
+    spec = jobs.JobSpec("broken", None, broken, "always fails")
+    process._run(spec)  # a follower does nothing
+    assert "broken" not in caplog.text
+    process.is_leader = True
+    with caplog.at_level(logging.INFO, logger="tracker.scheduler"):
+        process._run(spec)
+    assert "job broken started" in caplog.text
+    assert "job broken failed after" in caplog.text and "SMTP exploded" in caplog.text
