@@ -17,10 +17,14 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/activate
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
 
-## run: set up, migrate the SQLite database, seed the demo campaign and serve it.
+## run: set up, migrate the SQLite database, seed the demo campaign and serve it,
+## with the scheduler beside the server (stopped with it, Ctrl-C stops both).
 run: $(VENV)/.installed
 	$(FLASK) tracker init-db
 	$(FLASK) tracker demo
+	$(FLASK) tracker set-campaign demo --notify-email owner@example.org --summary daily
+	@# Without TRACKER_SMTP_URL the summary is written to the log instead of mailed.
+	$(FLASK) tracker send-summary demo
 	@echo ""
 	@echo "  tracker is running:"
 	@echo "    start page     http://$(HOST):$(PORT)/"
@@ -29,7 +33,10 @@ run: $(VENV)/.installed
 	@echo "    donate page    http://$(HOST):$(PORT)/donate/demo"
 	@echo "    progress API   http://$(HOST):$(PORT)/api/v1/campaigns/demo"
 	@echo "    health         http://$(HOST):$(PORT)/healthz"
+	@echo "    scheduler      running beside the server: flask --app wsgi tracker jobs"
 	@echo ""
+	@$(FLASK) tracker scheduler & scheduler=$$!; \
+	trap 'kill -TERM $$scheduler 2>/dev/null; wait $$scheduler' EXIT INT TERM; \
 	$(FLASK) run --host $(HOST) --port $(PORT)
 
 ## lint: ruff and mypy.

@@ -327,26 +327,40 @@ def _changes(session: Session, slug: str, given: dict[str, str]) -> dict[str, An
     return changes
 
 
+def _notify_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    from tracker.scheduler.cli import notify_options
+
+    return notify_options(func)
+
+
 @tracker_cli.command("set-campaign")
 @click.argument("slug")
 @_set_options
-def set_campaign_cmd(slug: str, **options: str | None) -> None:
+@_notify_options
+def set_campaign_cmd(slug: str, **options: Any) -> None:
     """Publish, close or edit a campaign.
 
     Changes campaign SLUG: its status, title, tiers, call to action, locale and
-    donate page settings. Each change is checked as create-campaign checks it and
-    written to the audit trail.
+    donate page settings (each checked as create-campaign checks it and written
+    to the audit trail), and who is notified how (docs/scheduler.md).
     """
+    from tracker.scheduler.cli import NOTIFY_OPTIONS, apply_notify_options
+
+    notify = {name: options.pop(name) for name in NOTIFY_OPTIONS}
     given = {name: value for name, value in options.items() if value is not None}
-    if not given:
-        names = ", ".join(f"--{name}" for name in options)
+    if not given and all(value is None for value in notify.values()):
+        names = ", ".join(f"--{name.replace('_', '-')}" for name in [*options, *notify])
         raise OneLineError(f"nothing to change: give one or more of {names}")
     with unit_of_work() as session:
-        campaign = update_campaign(session, slug, _changes(session, slug, given), _actor())
-        parts = [f"status {campaign.status.value}"]
-        if "presets" in given:
-            parts.append(f"presets {campaign.preset_amounts or 'derived from the tiers'}")
-        click.echo(f"updated {slug}: {', '.join(parts)}")
+        if given:
+            campaign = update_campaign(session, slug, _changes(session, slug, given), _actor())
+            parts = [f"status {campaign.status.value}"]
+            if "presets" in given:
+                parts.append(f"presets {campaign.preset_amounts or 'derived from the tiers'}")
+            click.echo(f"updated {slug}: {', '.join(parts)}")
+        notified = apply_notify_options(session, slug, notify)
+        if notified:
+            click.echo(notified)
 
 
 @tracker_cli.command("demo")
@@ -380,6 +394,7 @@ def check_totals_cmd(repair: bool) -> None:
 def init_app(app: Flask) -> None:
     """Register the ``tracker`` command group."""
     from tracker.ops import cli as _ops  # noqa: F401 -- registers ``backup`` on the group
+    from tracker.scheduler import cli as _scheduler_cli  # noqa: F401 -- attaches its commands
 
     app.cli.add_command(tracker_cli)
 

@@ -115,6 +115,9 @@ def validate(app: Flask) -> None:
         f"expected at least {_MIN_SECRET} letters, digits or -._~+/= (a bearer token)",
     )
     cfg["LOG_FORMAT"] = _choice("LOG_FORMAT", cfg["LOG_FORMAT"], ("text", "json"))
+    from tracker.scheduler import settings as scheduler_settings
+
+    scheduler_settings.validate(app)
 
 
 def _blank(value: Any) -> bool:

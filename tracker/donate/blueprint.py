@@ -190,6 +190,12 @@ def submit(slug: str) -> BaseResponse:
         # The form checks everything the service does; this is the last guard.
         message = str(exc)
         return _render(page, donate_form, status=400, error=message[:1].upper() + message[1:])
+    if not card:
+        # The "how to pay" e-mail, decided in the pledge's own transaction.
+        from tracker.notify import wiring
+        from tracker.notify.donors import enqueue_offline_instructions
+
+        enqueue_offline_instructions(session, pledge, page.campaign, wiring.context(current_app))
     # Committed before Stripe is called: the id becomes the idempotency key, so
     # it must never be handed out again (a rolled-back SQLite row id would be),
     # and no database transaction stays open during a network call.

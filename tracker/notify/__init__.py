@@ -1,0 +1,1 @@
+"""Outgoing messages: the outbox, its channels (SMTP, chat webhooks) and the message builders."""

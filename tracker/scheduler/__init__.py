@@ -1,0 +1,1 @@
+"""The scheduler process: one leader among any number of processes runs the jobs."""

@@ -1,0 +1,181 @@
+"""The scheduler process: ``flask --app wsgi tracker scheduler``.
+
+APScheduler 3 decides *when* (a blocking scheduler, jobs in memory, built from
+the database and rebuilt when campaign settings change); the database decides
+*whether it was done* (the outbox's unique keys). Every process schedules
+every job, but a job only does something in the process that holds the leader
+lock; the others check the lock every ``TRACKER_SCHEDULER_LEADER_POLL_SECONDS``
+and take over when it is free.
+
+APScheduler's own catch-up is not relied on: its next run times live in memory
+and are lost with the process, and ``misfire_grace_time`` would skip a late run
+silently. Missed summaries are found by comparing each campaign's latest fire
+time with what the outbox already holds (:mod:`tracker.notify.summaries`).
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from datetime import UTC, datetime
+from types import FrameType
+
+from apscheduler.executors.pool import ThreadPoolExecutor  # type: ignore[import-untyped]
+from apscheduler.schedulers.blocking import BlockingScheduler  # type: ignore[import-untyped]
+from apscheduler.triggers.interval import IntervalTrigger  # type: ignore[import-untyped]
+from flask import Flask
+
+from tracker.db import get_database
+from tracker.scheduler import jobs
+from tracker.scheduler.leader import leadership_for, process_label
+from tracker.scheduler.settings import settings
+
+log = logging.getLogger("tracker.scheduler")
+
+
+class SchedulerProcess:
+    """One scheduler process: its APScheduler, its leader lock, its jobs."""
+
+    def __init__(self, app: Flask) -> None:
+        self.app = app
+        self.settings = settings(app)
+        self.stop = threading.Event()
+        self.label = process_label()
+        self.leadership = leadership_for(
+            app.config["DATABASE_URL"], self.settings.leader_keepalive_seconds
+        )
+        self._leader_lock = threading.Lock()
+        self.is_leader = False
+        self._announced = False
+        self._signature: jobs.SummarySignature | None = None
+        self.scheduler = BlockingScheduler(
+            timezone=UTC,
+            executors={"default": ThreadPoolExecutor(4)},
+            job_defaults={
+                # A run that is late (a long job, a busy machine) runs once, now:
+                # never skipped silently, never piled up.
+                "coalesce": True,
+                "max_instances": 1,
+                "misfire_grace_time": None,
+            },
+        )
+
+    # --- leadership -------------------------------------------------------------
+
+    def leader_tick(self) -> None:
+        """Take the lock if it is free, or check that it is still ours."""
+        with self._leader_lock:
+            was = self.is_leader
+            held = self.leadership.try_acquire()
+            self.is_leader = held and not self.stop.is_set()
+            if self.is_leader and not was:
+                log.info("%s is now the leader", self.label)
+                self._announced = True
+                # Whatever was missed while nobody led (summaries in the catch-up
+                # window, milestones) is picked up at once.
+                for job_id in ("summaries", "milestones", "deliver"):
+                    job = self.scheduler.get_job(job_id)
+                    if job is not None:
+                        job.modify(next_run_time=_now())
+            elif not self._announced and not self.is_leader:
+                log.info("%s waits: another process leads", self.label)
+                self._announced = True
+            elif was and not self.is_leader:
+                log.warning("%s is no longer the leader; jobs pause", self.label)
+
+    # --- jobs -----------------------------------------------------------------
+
+    def _run(self, spec: jobs.JobSpec) -> None:
+        if not self.is_leader or self.stop.is_set():
+            return
+        started = time.monotonic()
+        log.info("job %s started", spec.id)
+        try:
+            with self.app.app_context():
+                outcome = spec.func(self.app, self.stop)
+        except Exception:
+            log.exception(
+                "job %s failed after %.3f s; it runs again at its next time",
+                spec.id,
+                time.monotonic() - started,
+            )
+            return
+        log.info("job %s done in %.3f s: %s", spec.id, time.monotonic() - started, outcome)
+
+    def _add(self, spec: jobs.JobSpec) -> None:
+        self.scheduler.add_job(
+            self._run,
+            trigger=spec.trigger,
+            args=(spec,),
+            id=spec.id,
+            name=spec.description,
+            replace_existing=True,
+        )
+
+    def refresh(self) -> None:
+        """Rebuild the per-campaign summary jobs if campaign settings changed."""
+        try:
+            with get_database(self.app).session(write=False) as session:
+                signature = jobs.summary_signature(session)
+        except Exception:
+            log.exception("refreshing the job list failed; keeping the current one")
+            return
+        if signature == self._signature:
+            return
+        for job in self.scheduler.get_jobs():
+            if job.id.startswith("summary:"):
+                job.remove()
+        for spec in jobs.summary_jobs(signature):
+            self._add(spec)
+        if self._signature is not None:
+            log.info("summary jobs rebuilt: %d campaign(s)", len(signature))
+        self._signature = signature
+
+    # --- lifecycle ----------------------------------------------------------------
+
+    def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
+        log.info("%s: %s received, stopping", self.label, signal.Signals(signum).name)
+        self.stop.set()
+        self.is_leader = False
+        # Not from inside the handler: shutdown() waits for running jobs.
+        threading.Thread(target=self.scheduler.shutdown, kwargs={"wait": True}).start()
+
+    def run(self) -> int:
+        """Schedule everything and block until SIGTERM or SIGINT; returns the exit status."""
+        s = self.settings
+        for spec in jobs.fixed_jobs(self.app):
+            self._add(spec)
+        self.scheduler.add_job(
+            self.leader_tick,
+            IntervalTrigger(seconds=s.leader_poll_seconds),
+            id="leader",
+            name="leader election",
+        )
+        self.scheduler.add_job(
+            self.refresh, IntervalTrigger(seconds=s.refresh_seconds), id="refresh", name="refresh"
+        )
+        self.refresh()
+        signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGINT, self._on_signal)
+        log.info(
+            "%s started: %d job(s); leader lock on %s",
+            self.label,
+            len(self.scheduler.get_jobs()),
+            get_database(self.app).dialect,
+        )
+        self.scheduler.add_job(self.leader_tick, id="leader-first", next_run_time=_now())
+        try:
+            self.scheduler.start()
+        finally:
+            self.stop.set()
+            self.is_leader = False
+            self.leadership.release()
+            get_database(self.app).dispose()
+            log.info("%s stopped", self.label)
+        return 0
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
