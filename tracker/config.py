@@ -49,6 +49,11 @@ DEFAULTS: dict[str, Any] = {
     # proxy's address (one rate limit for all), with it wrongly set anybody
     # could pick their own address.
     "TRUSTED_PROXIES": 0,
+    # A Stripe event that keeps failing is retried automatically this many times,
+    # waiting INBOX_RETRY_DELAY seconds after the first failure and twice as long
+    # after each next one, then given up ("dead") for an admin (docs/stripe.md).
+    "INBOX_MAX_ATTEMPTS": 8,
+    "INBOX_RETRY_DELAY": 300,
 }
 
 _MIN_SECRET = 32
@@ -101,6 +106,8 @@ def validate(app: Flask) -> None:
     cfg["RATELIMIT_STORAGE_URI"] = _ratelimit_storage(cfg["RATELIMIT_STORAGE_URI"])
     cfg["DONATE_RATE_LIMIT"] = _rate_limit("DONATE_RATE_LIMIT", cfg["DONATE_RATE_LIMIT"])
     cfg["TRUSTED_PROXIES"] = _count("TRUSTED_PROXIES", cfg["TRUSTED_PROXIES"], 0, 5)
+    cfg["INBOX_MAX_ATTEMPTS"] = _count("INBOX_MAX_ATTEMPTS", cfg["INBOX_MAX_ATTEMPTS"], 1, 100)
+    cfg["INBOX_RETRY_DELAY"] = _count("INBOX_RETRY_DELAY", cfg["INBOX_RETRY_DELAY"], 0, 86_400)
 
 
 def _blank(value: Any) -> bool:

@@ -14,7 +14,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from tracker.db import get_database
 from tracker.gateway.webhooks import InvalidWebhook, configured_livemode, verify
-from tracker.services.stripe_events import ProcessingFailed, deliver
+from tracker.services.stripe_events import ProcessingFailed, RetryPolicy, deliver
 from tracker.web import json_error
 
 bp = Blueprint("webhooks", __name__, url_prefix="/webhooks")
@@ -49,7 +49,12 @@ def stripe_webhook() -> Response:
     try:
         # Store and apply are two transactions in a row: one connection serves both.
         with database.serial_sessions() as factory:
-            delivery = deliver(factory, event, livemode=configured_livemode())
+            delivery = deliver(
+                factory,
+                event,
+                livemode=configured_livemode(),
+                policy=RetryPolicy.from_config(current_app.config),
+            )
     except ProcessingFailed:
         return json_error(500, "processing_failed", "the event is kept and will be retried")
     except SQLAlchemyError:
