@@ -237,6 +237,11 @@ CASES = [
     # More digits than Python converts to an int (4,300): refused, not a 500.
     ({"amount": "9" * 4301}, "amount", "Choose one of the amounts shown, or enter your own."),
     ({"custom_amount": "5$0"}, "custom_amount", "is not an amount."),
+    # Digits Python reads as numbers but en_US does not write with.
+    ({"custom_amount": "\uff11\uff10"}, "custom_amount", "(type the digits 0-9)."),
+    ({"custom_amount": "\U0001d7d3"}, "custom_amount", "(type the digits 0-9)."),
+    ({"custom_amount": "\u0968\u096b"}, "custom_amount", "(type the digits 0-9)."),
+    ({"custom_amount": "1\u0660"}, "custom_amount", "(type the digits 0-9)."),
 ]
 
 
