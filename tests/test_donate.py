@@ -127,7 +127,12 @@ def fund(session: Session) -> Campaign:
 def card_app(db_url: str, stripe_stub: StripeStub, fund: Campaign) -> Iterator[Flask]:
     """The app with a Stripe key, talking to the loopback stub."""
     application = make_app(
-        db_url, STRIPE_SECRET_KEY=KEY, STRIPE_API_BASE=stripe_stub.url, PUBLIC_URL=PUBLIC
+        db_url,
+        STRIPE_SECRET_KEY=KEY,
+        STRIPE_API_BASE=stripe_stub.url,
+        PUBLIC_URL=PUBLIC,
+        # The test client's own host, besides PUBLIC_URL's (trusted by default).
+        TRUSTED_HOSTS=["give.example.org", "localhost"],
     )
     yield application
     application.extensions["tracker.db"].dispose()

@@ -35,6 +35,10 @@ DEFAULTS: dict[str, Any] = {
     "SMTP_URL": None,
     "MAIL_FROM": None,
     "PUBLIC_URL": None,
+    # The Host names requests may carry (Flask's TRUSTED_HOSTS; "example.org",
+    # ".example.org" for its subdomains), comma-separated. Unset: the host of
+    # PUBLIC_URL; both unset: any host (development only, see docs/deploy notes).
+    "TRUSTED_HOSTS": None,
     # How long one process may reuse a rendered progress response. Browsers and
     # proxies add the Cache-Control max-age on top; both together stay below 5 s.
     "API_CACHE_SECONDS": 1.0,
@@ -100,6 +104,7 @@ def validate(app: Flask) -> None:
     if not cfg["STRIPE_TIMEOUT"]:
         raise ConfigError("STRIPE_TIMEOUT", "expected more than 0 seconds")
     cfg["PUBLIC_URL"] = _optional_url("PUBLIC_URL", cfg["PUBLIC_URL"])
+    cfg["TRUSTED_HOSTS"] = _trusted_hosts(cfg["TRUSTED_HOSTS"], cfg["PUBLIC_URL"])
     cfg["SMTP_URL"] = _smtp_url(cfg["SMTP_URL"])
     cfg["MAIL_FROM"] = _mail_from(cfg["MAIL_FROM"])
     cfg["API_CACHE_SECONDS"] = _seconds("API_CACHE_SECONDS", cfg["API_CACHE_SECONDS"])
@@ -186,6 +191,36 @@ def _optional_url(key: str, value: Any) -> str | None:
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigError(key, "expected an http:// or https:// URL")
     return text
+
+
+_HOST_NAME = re.compile(
+    r"\.?[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*"
+)
+
+
+def _trusted_hosts(value: Any, public_url: str | None) -> list[str] | None:
+    """Flask's ``TRUSTED_HOSTS``: a request naming any other ``Host`` is answered 400.
+
+    Without it, pages that show or link to our own address (the snippet builder,
+    the demo article, redirects) would write whatever ``Host`` a stranger sent,
+    and a shared cache in front would keep that for everybody.
+    """
+    if isinstance(value, list | tuple):
+        items = [str(item) for item in value]
+    elif _blank(value):
+        host = urlsplit(public_url).hostname if public_url else None
+        return [host] if host else None
+    else:
+        items = str(value).split(",")
+    hosts = [item.strip().lower() for item in items if item.strip()]
+    for host in hosts:
+        if not _HOST_NAME.fullmatch(host):
+            raise ConfigError(
+                "TRUSTED_HOSTS",
+                "expected host names such as 'donate.example.org' or '.example.org',"
+                " comma-separated",
+            )
+    return hosts or None
 
 
 def _smtp_url(value: Any) -> str | None:
