@@ -138,7 +138,7 @@ def test_a_payment_beyond_stripes_maximum_fails_and_is_never_booked(
         payment_intent(meta=metadata(fund), amount=amount, intent_id=new_id("pi")),
     )
     response = post(client, payload)
-    assert response.status_code == 500
+    assert response.status_code == 422
     failed = stripe_events.inbox_events(session, [InboxStatus.FAILED])
     assert len(failed) == 1
     assert "more than Stripe charges in one USD payment (99999999)" in (failed[0].last_error or "")
@@ -154,7 +154,7 @@ def test_the_largest_payment_stripe_charges_is_booked_and_a_refund_beyond_it_fai
     paid = payment_intent(meta=metadata(fund), amount=99_999_999, intent_id=intent, charge_id=ch)
     deliver_ok(client, event("payment_intent.succeeded", paid))
     huge = charge(charge_id=ch, intent_id=intent, amount=10**14, refunded=10**14)
-    assert post(client, event("charge.refunded", huge)).status_code == 500
+    assert post(client, event("charge.refunded", huge)).status_code == 422
     assert totals(client, session) == (99_999_999, 1, 1)
 
 
@@ -190,7 +190,7 @@ def test_a_dispute_larger_than_its_payment_fails_and_withdraws_nothing(
 ) -> None:
     intent, ch = _paid_payment(client, 500)
     lost = event("charge.dispute.closed", _dispute(intent, ch, 50_000, "lost"))
-    assert post(client, lost).status_code == 500
+    assert post(client, lost).status_code == 422
     assert "exceeds the 500 that payment" in _error_of(session, lost)
     assert totals(client, session) == (500, 1, 1)
 
@@ -204,13 +204,13 @@ def test_a_dispute_withdraws_at_most_what_refunds_and_earlier_disputes_left(
         event("charge.refunded", charge(charge_id=ch, intent_id=intent, amount=1000, refunded=300)),
     )
     too_much = event("charge.dispute.created", _dispute(intent, ch, 800, "needs_response"))
-    assert post(client, too_much).status_code == 500
+    assert post(client, too_much).status_code == 422
     assert "exceeds the 700" in _error_of(session, too_much)
     first = event("charge.dispute.created", _dispute(intent, ch, 400, "needs_response"))
     deliver_ok(client, first)
     deliver_ok(client, first)  # a replay is not a second withdrawal, nor a failure
     second = event("charge.dispute.created", _dispute(intent, ch, 400, "needs_response"))
-    assert post(client, second).status_code == 500
+    assert post(client, second).status_code == 422
     assert "exceeds the 300" in _error_of(session, second)
     # What is left can still go, and then a refund finds nothing more to give back.
     deliver_ok(client, event("charge.dispute.created", _dispute(intent, ch, 300, "lost")))
@@ -218,7 +218,7 @@ def test_a_dispute_withdraws_at_most_what_refunds_and_earlier_disputes_left(
     more = event(
         "charge.refunded", charge(charge_id=ch, intent_id=intent, amount=1000, refunded=400)
     )
-    assert post(client, more).status_code == 500
+    assert post(client, more).status_code == 422
     assert "withdrawn by disputes" in _error_of(session, more)
     assert totals(client, session) == (0, 1, 1)
 
@@ -232,7 +232,7 @@ def test_a_dispute_reinstates_at_most_what_it_withdrew(
         client, event("charge.dispute.created", _dispute(intent, ch, 400, "needs_response", dp))
     )
     inflated = event("charge.dispute.funds_reinstated", _dispute(intent, ch, 900, "won", dp))
-    assert post(client, inflated).status_code == 500
+    assert post(client, inflated).status_code == 422
     assert "reinstates 900 but withdrew 400" in _error_of(session, inflated)
     assert totals(client, session) == (600, 1, 1)
     won = event("charge.dispute.closed", _dispute(intent, ch, 400, "won", dp))
@@ -267,7 +267,7 @@ def test_a_poison_event_waits_longer_each_time_then_is_dead_and_left_alone(
     poison = event(
         "checkout.session.completed", checkout_session(meta=metadata(fund), payment_intent=None)
     )
-    assert post(client, poison).status_code == 500
+    assert post(client, poison).status_code == 422
     factory = app.extensions["tracker.db"].session
     policy = RetryPolicy(max_attempts=4, first_delay=timedelta(minutes=5))
     start = utcnow()

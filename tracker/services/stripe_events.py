@@ -57,7 +57,7 @@ from tracker.gateway.events import (
     invoice_of_payment_intent,
     list_events,
 )
-from tracker.gateway.webhooks import WebhookEvent, parse_event
+from tracker.gateway.webhooks import InvalidWebhook, WebhookEvent, parse_event
 from tracker.models import (
     Campaign,
     InboxStatus,
@@ -162,7 +162,17 @@ class EventError(ValueError):
 
 
 class ProcessingFailed(RuntimeError):
-    """Applying a stored event raised; it is kept as ``failed`` for a retry."""
+    """Applying a stored event raised; it is kept as ``failed`` for a retry.
+
+    ``refused`` is True when the event's own content was refused (a malformed or
+    impossible amount, a missing id, a bound it would cross), False for anything
+    else (a bug, the database): the webhook answers 422 or 500 accordingly, and
+    Stripe delivers it again either way.
+    """
+
+    def __init__(self, error: str, *, refused: bool = False) -> None:
+        super().__init__(error)
+        self.refused = refused
 
 
 @dataclass(frozen=True, slots=True)
@@ -365,11 +375,15 @@ def _apply_stored(
         except Exception as exc:
             session.rollback()
             error = f"{type(exc).__name__}: {exc}"
-            log.exception("applying Stripe event %s failed", event_id)
+            refused = isinstance(exc, EventError | LedgerError | InvalidWebhook)
+            if refused:
+                log.warning("Stripe event %s cannot be applied: %s", event_id, error)
+            else:
+                log.exception("applying Stripe event %s failed", event_id)
     with _write_turn(factory) as session:
         mark_failed(session, event_id, error, policy=policy, now=now)
         session.commit()
-    raise ProcessingFailed(error)
+    raise ProcessingFailed(error, refused=refused)
 
 
 @contextmanager
