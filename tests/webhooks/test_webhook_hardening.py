@@ -68,13 +68,21 @@ def _envelope(
 # ------------------------------------------------------------ 1. deep nesting
 
 
+def _paid_shape() -> dict[str, object]:
+    return payment_intent(meta=metadata("fund"), intent_id="pi_deep")
+
+
 @pytest.mark.parametrize(
     "body",
     [
         "[" * 100_000 + "]" * 100_000,
         _envelope({"metadata": {"deep": "x"}}).replace('"x"', "[" * 5000 + "]" * 5000),
+        # Deep enough to be no Stripe event, shallow enough for json.loads.
+        _envelope(_paid_shape()).replace(
+            '"metadata": {', '"metadata": {"x": ' + "[" * 70 + "]" * 70 + ", "
+        ),
     ],
-    ids=["bare", "inside-the-object"],
+    ids=["bare", "inside-the-object", "parseable"],
 )
 def test_a_signed_body_nested_too_deeply_is_400_and_not_stored(
     client: FlaskClient, session: Session, fund: str, body: str
