@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from flask import Flask
@@ -117,3 +118,39 @@ def test_trusted_proxies_decide_the_client_address(tmp_path: Path) -> None:
             return str(request.remote_addr)
 
         assert app.test_client().get("/probe", headers=headers).text == seen
+
+
+@pytest.mark.parametrize(
+    ("settings", "expected"),
+    [
+        ({}, None),
+        ({"TRACKER_PUBLIC_URL": "https://Give.Example.org/"}, ["give.example.org"]),
+        (
+            {"TRACKER_TRUSTED_HOSTS": "a.example.org, .example.net"},
+            ["a.example.org", ".example.net"],
+        ),
+        (
+            {
+                "TRACKER_TRUSTED_HOSTS": "a.example.org",
+                "TRACKER_PUBLIC_URL": "https://b.example.org",
+            },
+            ["a.example.org"],
+        ),
+    ],
+)
+def test_trusted_hosts_come_from_the_list_or_the_public_url(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, settings: dict[str, str], expected: Any
+) -> None:
+    for name, value in settings.items():
+        monkeypatch.setenv(name, value)
+    app = create_app({"DATABASE_URL": f"sqlite:///{tmp_path}/x.sqlite3", "SECRET_KEY": "k" * 32})
+    assert app.config["TRUSTED_HOSTS"] == expected
+
+
+@pytest.mark.parametrize("value", ["evil.example/path", "http://a.example", "a b", "-x.example"])
+def test_a_malformed_trusted_host_stops_the_service(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, value: str
+) -> None:
+    monkeypatch.setenv("TRACKER_TRUSTED_HOSTS", value)
+    with pytest.raises(ConfigError, match="TRACKER_TRUSTED_HOSTS"):
+        create_app({"DATABASE_URL": f"sqlite:///{tmp_path}/x.sqlite3", "SECRET_KEY": "k" * 32})

@@ -128,7 +128,12 @@ def fund(session: Session) -> Campaign:
 def card_app(db_url: str, stripe_stub: StripeStub, fund: Campaign) -> Iterator[Flask]:
     """The app with a Stripe key, talking to the loopback stub."""
     application = make_app(
-        db_url, STRIPE_SECRET_KEY=KEY, STRIPE_API_BASE=stripe_stub.url, PUBLIC_URL=PUBLIC
+        db_url,
+        STRIPE_SECRET_KEY=KEY,
+        STRIPE_API_BASE=stripe_stub.url,
+        PUBLIC_URL=PUBLIC,
+        # The test client's own host, besides PUBLIC_URL's (trusted by default).
+        TRUSTED_HOSTS=["give.example.org", "localhost"],
     )
     yield application
     application.extensions["tracker.db"].dispose()
@@ -250,6 +255,11 @@ CASES = [
     # More digits than Python converts to an int (4,300): refused, not a 500.
     ({"amount": "9" * 4301}, "amount", "Choose one of the amounts shown, or enter your own."),
     ({"custom_amount": "5$0"}, "custom_amount", "is not an amount."),
+    # Digits Python reads as numbers but en_US does not write with.
+    ({"custom_amount": "\uff11\uff10"}, "custom_amount", "(type the digits 0-9)."),
+    ({"custom_amount": "\U0001d7d3"}, "custom_amount", "(type the digits 0-9)."),
+    ({"custom_amount": "\u0968\u096b"}, "custom_amount", "(type the digits 0-9)."),
+    ({"custom_amount": "1\u0660"}, "custom_amount", "(type the digits 0-9)."),
 ]
 
 

@@ -138,7 +138,8 @@ def test_public_url_makes_links_absolute(db_url: str, session: Session) -> None:
     seed_demo(session)
     session.commit()
     app = make_app(db_url, PUBLIC_URL="https://give.example.org")
-    html = app.test_client().get("/embed/demo?cta=Go").get_data(as_text=True)
+    html = app.test_client().get("/embed/demo?cta=Go", base_url="https://give.example.org")
+    html = html.get_data(as_text=True)
     assert 'href="https://give.example.org/donate/demo"' in html
     app.extensions["tracker.db"].dispose()
 
@@ -304,3 +305,43 @@ def test_demo_article_carries_the_bar_and_the_call_to_action(client: FlaskClient
     assert '<script src="http://localhost/embed.js" async></script>' in html
     assert '<tracker-progress campaign="demo"' in html
     assert 'cta="Do you like this content? Consider helping us!"' in html
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {"TRUSTED_HOSTS": "give.example.org, .example.net"},
+        {"PUBLIC_URL": "https://give.example.org"},  # its host is the trusted one
+    ],
+    ids=["trusted-hosts", "public-url"],
+)
+@pytest.mark.parametrize("path", ["/demo/article", "/campaigns/demo/embed", "/donate/demo"])
+def test_a_foreign_host_header_is_refused_where_a_host_is_configured(
+    db_url: str, session: Session, settings: dict[str, str], path: str
+) -> None:
+    seed_demo(session)
+    session.commit()
+    app = make_app(db_url, **settings)
+    client = app.test_client()
+    foreign = client.get(path, headers={"Host": "evil.example"})
+    assert foreign.status_code == 400
+    assert "evil.example&#39; is not trusted" in foreign.get_data(as_text=True)
+    good = client.get(path, base_url="https://give.example.org")
+    assert good.status_code == 200
+    assert "evil.example" not in good.get_data(as_text=True)
+    if "TRUSTED_HOSTS" in settings:
+        # A listed subdomain wildcard, and the snippet then names the host asked for.
+        sub = client.get(path, base_url="http://cdn.example.net")
+        assert sub.status_code == 200
+    app.extensions["tracker.db"].dispose()
+
+
+def test_without_a_configured_host_any_host_is_answered(db_url: str, session: Session) -> None:
+    # Development: nothing configured. Production sets TRACKER_PUBLIC_URL or
+    # TRACKER_TRUSTED_HOSTS (README, configuration).
+    seed_demo(session)
+    session.commit()
+    app = make_app(db_url)
+    assert app.config["TRUSTED_HOSTS"] is None
+    assert app.test_client().get("/demo/article", headers={"Host": "dev.local"}).status_code == 200
+    app.extensions["tracker.db"].dispose()

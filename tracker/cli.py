@@ -403,31 +403,56 @@ def init_app(app: Flask) -> None:
 
 
 def _print_inbox_report(report: InboxReport) -> None:
-    """Print what an inbox run did; exit 1 if any event is left failed."""
+    """Print what an inbox run did; exit 1 if any event is left failed or was given up."""
     click.echo(report.describe())
     for error in report.errors:
         click.echo(error, err=True)
-    if report.statuses.get("failed"):
+    if report.statuses.get("failed") or report.dead:
         raise click.exceptions.Exit(1)
 
 
 @tracker_cli.command("retry-inbox", short_help="Apply again the Stripe events left over.")
 @click.option("--limit", default=1000, show_default=True, help="At most this many events.")
-def retry_inbox_cmd(limit: int) -> None:
-    """Apply again the Stripe events left received, failed or deferred in the inbox."""
+@click.option("--dead", is_flag=True, help="List the events given up (dead), with their errors.")
+@click.option(
+    "--event",
+    "event_ids",
+    multiple=True,
+    metavar="EVENT_ID",
+    help="Retry this event now, even if dead or waiting (repeatable).",
+)
+def retry_inbox_cmd(limit: int, dead: bool, event_ids: tuple[str, ...]) -> None:
+    """Apply again the Stripe events left received, failed or deferred in the inbox.
+
+    A failed event waits a growing delay between automatic retries and is given
+    up (dead) after TRACKER_INBOX_MAX_ATTEMPTS; --dead lists those, --event retries
+    one by hand.
+    """
     from tracker.gateway import get_gateway
     from tracker.gateway.client import NotConfigured
     from tracker.gateway.webhooks import configured_livemode
-    from tracker.services.stripe_events import retry_inbox
+    from tracker.models import InboxStatus
+    from tracker.services.stripe_events import RetryPolicy, inbox_events, retry_inbox
 
+    database = get_database(current_app)
+    if dead and not event_ids:
+        with database.session(write=False) as session:
+            for row in inbox_events(session, [InboxStatus.DEAD]):
+                error = (row.last_error or "").splitlines()[0] if row.last_error else ""
+                click.echo(f"{row.id}\t{row.type}\t{row.attempts} attempts\t{error}")
+        return
     try:
         gateway = get_gateway()
     except NotConfigured:
         gateway = None  # deferred events then wait for their payment's own event
-    database = get_database(current_app)
     try:
         report = retry_inbox(
-            database.session, livemode=configured_livemode(), gateway=gateway, limit=limit
+            database.session,
+            livemode=configured_livemode(),
+            gateway=gateway,
+            limit=limit,
+            policy=RetryPolicy.from_config(current_app.config),
+            event_ids=event_ids or None,
         )
     except OperationalError as exc:
         raise OneLineError(f"database error: {exc.orig}") from None

@@ -37,6 +37,10 @@ DEFAULTS: dict[str, Any] = {
     "SMTP_URL": None,
     "MAIL_FROM": None,
     "PUBLIC_URL": None,
+    # The Host names requests may carry (Flask's TRUSTED_HOSTS; "example.org",
+    # ".example.org" for its subdomains), comma-separated. Unset: the host of
+    # PUBLIC_URL; both unset: any host (development only, see docs/deploy notes).
+    "TRUSTED_HOSTS": None,
     # How long one process may reuse a rendered progress response. Browsers and
     # proxies add the Cache-Control max-age on top; both together stay below 5 s.
     "API_CACHE_SECONDS": 1.0,
@@ -55,6 +59,11 @@ DEFAULTS: dict[str, Any] = {
     "METRICS_TOKEN": None,
     # "text" (one readable line per record) or "json" (one JSON object per line).
     "LOG_FORMAT": "text",
+    # A Stripe event that keeps failing is retried automatically this many times,
+    # waiting INBOX_RETRY_DELAY seconds after the first failure and twice as long
+    # after each next one, then given up ("dead") for an admin (docs/stripe.md).
+    "INBOX_MAX_ATTEMPTS": 8,
+    "INBOX_RETRY_DELAY": 300,
 }
 
 _MIN_SECRET = 32
@@ -102,6 +111,7 @@ def validate(app: Flask) -> None:
     if not cfg["STRIPE_TIMEOUT"]:
         raise ConfigError("STRIPE_TIMEOUT", "expected more than 0 seconds")
     cfg["PUBLIC_URL"] = _optional_url("PUBLIC_URL", cfg["PUBLIC_URL"])
+    cfg["TRUSTED_HOSTS"] = _trusted_hosts(cfg["TRUSTED_HOSTS"], cfg["PUBLIC_URL"])
     cfg["SMTP_URL"] = _smtp_url(cfg["SMTP_URL"])
     cfg["MAIL_FROM"] = _mail_from(cfg["MAIL_FROM"])
     cfg["API_CACHE_SECONDS"] = _seconds("API_CACHE_SECONDS", cfg["API_CACHE_SECONDS"])
@@ -118,6 +128,8 @@ def validate(app: Flask) -> None:
     from tracker.scheduler import settings as scheduler_settings
 
     scheduler_settings.validate(app)
+    cfg["INBOX_MAX_ATTEMPTS"] = _count("INBOX_MAX_ATTEMPTS", cfg["INBOX_MAX_ATTEMPTS"], 1, 100)
+    cfg["INBOX_RETRY_DELAY"] = _count("INBOX_RETRY_DELAY", cfg["INBOX_RETRY_DELAY"], 0, 86_400)
 
 
 def _blank(value: Any) -> bool:
@@ -217,6 +229,36 @@ def _optional_url(key: str, value: Any) -> str | None:
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigError(key, "expected an http:// or https:// URL")
     return text
+
+
+_HOST_NAME = re.compile(
+    r"\.?[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*"
+)
+
+
+def _trusted_hosts(value: Any, public_url: str | None) -> list[str] | None:
+    """Flask's ``TRUSTED_HOSTS``: a request naming any other ``Host`` is answered 400.
+
+    Without it, pages that show or link to our own address (the snippet builder,
+    the demo article, redirects) would write whatever ``Host`` a stranger sent,
+    and a shared cache in front would keep that for everybody.
+    """
+    if isinstance(value, list | tuple):
+        items = [str(item) for item in value]
+    elif _blank(value):
+        host = urlsplit(public_url).hostname if public_url else None
+        return [host] if host else None
+    else:
+        items = str(value).split(",")
+    hosts = [item.strip().lower() for item in items if item.strip()]
+    for host in hosts:
+        if not _HOST_NAME.fullmatch(host):
+            raise ConfigError(
+                "TRUSTED_HOSTS",
+                "expected host names such as 'donate.example.org' or '.example.org',"
+                " comma-separated",
+            )
+    return hosts or None
 
 
 def _smtp_url(value: Any) -> str | None:

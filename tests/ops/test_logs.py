@@ -80,7 +80,12 @@ def test_a_full_flow_logs_no_personal_data_and_no_secret(
     with database.session() as session:
         factories.campaign(session, "fund")
     app: Flask = make_app(
-        db_url, **keys, STRIPE_API_BASE=stub.url, PUBLIC_URL="https://give.example.org"
+        db_url,
+        **keys,
+        STRIPE_API_BASE=stub.url,
+        PUBLIC_URL="https://give.example.org",
+        # The test client asks for localhost; production trusts the public host only.
+        TRUSTED_HOSTS="give.example.org,localhost",
     )
     try:
         client = app.test_client()

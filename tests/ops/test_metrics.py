@@ -8,6 +8,7 @@ tests compare a scrape before and after.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import pytest
 from flask import Flask
@@ -28,6 +29,7 @@ from tests.stripe_helpers import (
     webhook_app,
 )
 from tracker.db import Database
+from tracker.models import OutboxChannel, OutboxMessage, OutboxStatus, utcnow
 
 TOKEN = "scrape-" + "t" * 40
 
@@ -133,33 +135,30 @@ def test_webhook_events_inbox_backlog_cache_and_latency(
     assert grew(before, after, latency, group="metrics") == 2  # the two scrapes in between
 
 
-def test_outbox_backlog_is_read_where_the_scheduler_table_exists(
+def test_outbox_backlog_counts_what_waits_and_how_long(
     client: FlaskClient, database: Database
 ) -> None:
-    assert not any(name.startswith("tracker_outbox") for name, _ in scrape(client))
-    # The scheduler's outbox_messages, reduced to the columns /metrics reads (its
-    # migration comes with the scheduler branch); dropped again below.
-    with database.engine.begin() as conn:
-        conn.exec_driver_sql(
-            "CREATE TABLE outbox_messages (id INTEGER PRIMARY KEY, status VARCHAR(16) NOT NULL,"
-            " created_at TIMESTAMP WITH TIME ZONE NOT NULL)"
-            if database.dialect == "postgresql"
-            else "CREATE TABLE outbox_messages (id INTEGER PRIMARY KEY,"
-            " status VARCHAR(16) NOT NULL, created_at DATETIME NOT NULL)"
-        )
-    try:
-        with database.engine.begin() as conn:
-            conn.exec_driver_sql(
-                "INSERT INTO outbox_messages (id, status, created_at) VALUES "
-                "(1, 'pending', '2020-01-01 00:00:00+00:00'), (2, 'pending', CURRENT_TIMESTAMP),"
-                " (3, 'failed', CURRENT_TIMESTAMP), (4, 'sent', '2020-01-01 00:00:00+00:00')"
+    old = datetime(2020, 1, 1, tzinfo=UTC)
+    rows = [("pending", old), ("pending", utcnow()), ("failed", utcnow()), ("sent", old)]
+    with database.session() as session:
+        for number, (status, created) in enumerate(rows):
+            session.add(
+                OutboxMessage(
+                    key=f"metrics-test-{number}",
+                    kind="summary",
+                    channel=OutboxChannel.EMAIL,
+                    recipient="owner@example.org",
+                    subject="s",
+                    body_text="t",
+                    message_id=f"<metrics-test-{number}@tracker>",
+                    status=OutboxStatus(status),
+                    created_at=created,
+                )
             )
-        samples = scrape(client)
-        assert samples[("tracker_outbox_messages", (("status", "pending"),))] == 2
-        assert samples[("tracker_outbox_messages", (("status", "failed"),))] == 1
-        # The oldest pending message is years old; sent ones are not backlog.
-        age = samples[("tracker_outbox_oldest_age_seconds", (("status", "pending"),))]
-        assert age > 365 * 86400
-    finally:
-        with database.engine.begin() as conn:
-            conn.exec_driver_sql("DROP TABLE outbox_messages")
+        session.commit()
+    samples = scrape(client)
+    assert samples[("tracker_outbox_messages", (("status", "pending"),))] == 2
+    assert samples[("tracker_outbox_messages", (("status", "failed"),))] == 1
+    # The oldest pending message is years old; sent ones are not backlog.
+    age = samples[("tracker_outbox_oldest_age_seconds", (("status", "pending"),))]
+    assert age > 365 * 86400

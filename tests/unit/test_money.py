@@ -156,3 +156,40 @@ def test_parse_amount_never_crashes(text: str, currency: str, locale: str) -> No
         return
     assert isinstance(value, int)
     assert 0 < value <= MAX_MAJOR_UNITS * 10 ** decimals(currency)
+
+
+@pytest.mark.parametrize(
+    ("text", "currency", "locale"),
+    [
+        ("\uff11\uff10", "USD", "en_US"),  # fullwidth 10
+        ("\U0001d7d3", "USD", "en_US"),  # mathematical bold 5
+        ("\u0968\u096b", "USD", "en_US"),  # Devanagari 25
+        ("\u0968\u096b", "EGP", "ar_EG"),  # Devanagari, where Arabic-Indic digits are written
+        ("1\u0660", "USD", "en_US"),  # mixed
+    ],
+)
+def test_digits_of_other_scripts_are_not_an_amount(text: str, currency: str, locale: str) -> None:
+    with pytest.raises(MoneyError, match="type the digits 0-9"):
+        parse_amount(text, currency, locale)
+
+
+@pytest.mark.parametrize(
+    ("text", "currency", "locale", "minor"),
+    [
+        ("\u0968\u096b", "INR", "mr_IN", 2500),  # Marathi writes Devanagari digits
+        ("\u0662\u0665", "EGP", "ar_EG", 2500),  # Arabic-Indic
+        ("\u06f2\u06f5", "IRR", "fa_IR", 25),  # Extended Arabic-Indic (IRR: no decimals)
+        ("25", "EGP", "ar_EG", 2500),  # ASCII digits are always fine
+    ],
+)
+def test_the_locales_own_digits_are_read(text: str, currency: str, locale: str, minor: int) -> None:
+    assert parse_amount(text, currency, locale) == minor
+
+
+def test_each_numbering_systems_zero_starts_ten_unicode_digits() -> None:
+    import unicodedata
+
+    from tracker.domain.money import _NUMBERING_ZEROS
+
+    for system, zero in _NUMBERING_ZEROS.items():
+        assert [unicodedata.decimal(chr(zero + n)) for n in range(10)] == list(range(10)), system

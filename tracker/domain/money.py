@@ -136,6 +136,43 @@ def _input_pattern(locale: str, currency: str) -> re.Pattern[str]:
 
 _SPACES = " \t\u00a0\u202f"
 
+# The zero of each digit set CLDR makes some locale's default numbering system
+# (CLDR numberingSystems.xml; Babel names a locale's system but has no digits for
+# it). Each set is ten consecutive code points from its zero.
+_NUMBERING_ZEROS = {
+    "adlm": 0x1E950,
+    "arab": 0x0660,
+    "arabext": 0x06F0,
+    "beng": 0x09E6,
+    "cakm": 0x11136,
+    "deva": 0x0966,
+    "hmnp": 0x1E140,
+    "mtei": 0xABF0,
+    "mymr": 0x1040,
+    "nkoo": 0x07C0,
+    "olck": 0x1C50,
+    "tibt": 0x0F20,
+}
+
+
+@lru_cache(maxsize=256)
+def locale_digits(locale: str) -> frozenset[str]:
+    """The digits a person may type in ``locale``: ASCII ``0-9`` and the locale's own.
+
+    Python reads every Unicode decimal digit (fullwidth, mathematical bold,
+    Devanagari ...) as a number;
+    only the ones the locale writes with are an amount a donor meant.
+    """
+    digits = set("0123456789")
+    try:
+        system = Locale.parse(locale).default_numbering_system
+    except (ValueError, TypeError, UnknownLocaleError):
+        system = "latn"
+    zero = _NUMBERING_ZEROS.get(system)
+    if zero is not None:
+        digits.update(chr(zero + n) for n in range(10))
+    return frozenset(digits)
+
 
 def _strip_currency(text: str, currency: str, locale: str) -> str:
     """``text`` without one currency symbol or code at its start or end (not inside:
@@ -171,6 +208,11 @@ def parse_amount(
         raise MoneyError(N_("enter an amount"))
     if cleaned.startswith("-") or cleaned.startswith("\u2212"):
         raise MoneyError(N_("the amount must be positive"))
+    allowed = locale_digits(locale)
+    if any(char.isdigit() and char not in allowed for char in cleaned):
+        raise MoneyError(
+            N_("%(text)s is not an amount (type the digits 0-9)"), text=repr(raw.strip())
+        )
     if not _input_pattern(locale, currency).match(cleaned):
         raise MoneyError(N_("%(text)s is not an amount"), text=repr(raw.strip()))
     try:

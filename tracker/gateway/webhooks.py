@@ -24,6 +24,10 @@ from flask import Flask, current_app
 from tracker.gateway.client import StripeGateway
 
 TOLERANCE_SECONDS = 300
+# Stripe's events nest a dozen levels at most. Deeper bodies are refused before
+# anything reads them: json.loads alone fails only somewhere near the
+# interpreter's recursion limit, which depends on how deep the caller's stack is.
+MAX_DEPTH = 64
 
 
 class InvalidWebhook(ValueError):
@@ -111,6 +115,20 @@ def verify(
     return parse_event(text)
 
 
+def _too_deep(data: Any) -> bool:
+    """Whether lists and objects in ``data`` nest more than :data:`MAX_DEPTH` levels."""
+    pending: list[tuple[Any, int]] = [(data, 1)]
+    while pending:
+        item, depth = pending.pop()
+        if depth > MAX_DEPTH:
+            return True
+        if isinstance(item, dict):
+            pending.extend((value, depth + 1) for value in item.values())
+        elif isinstance(item, list):
+            pending.extend((value, depth + 1) for value in item)
+    return False
+
+
 def _valid_text(data: Any) -> bool:
     """Whether every string in ``data`` (keys too) can be stored: no lone surrogate, no NUL.
 
@@ -149,6 +167,9 @@ def parse_event(text: str) -> WebhookEvent:
     except RecursionError:
         # A signed body of a thousand nested brackets: no Stripe event nests like that.
         raise InvalidWebhook("the body is not a Stripe event (nested too deeply)") from None
+    # Only a text with that many brackets can nest that deep: the usual event skips the walk.
+    if text.count("[") + text.count("{") > MAX_DEPTH and _too_deep(data):
+        raise InvalidWebhook("the body is not a Stripe event (nested too deeply)")
     if "\\u" in text and not _valid_text(data):
         raise InvalidWebhook("the body is not a Stripe event (a string is not valid Unicode)")
     if not isinstance(data, dict):

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -44,7 +44,7 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from tracker.domain.ledger import EntryKind, EntrySource, LedgerError
@@ -57,7 +57,7 @@ from tracker.gateway.events import (
     invoice_of_payment_intent,
     list_events,
 )
-from tracker.gateway.webhooks import WebhookEvent, parse_event
+from tracker.gateway.webhooks import InvalidWebhook, WebhookEvent, parse_event
 from tracker.models import (
     Campaign,
     InboxStatus,
@@ -163,7 +163,50 @@ class EventError(ValueError):
 
 
 class ProcessingFailed(RuntimeError):
-    """Applying a stored event raised; it is kept as ``failed`` for a retry."""
+    """Applying a stored event raised; it is kept as ``failed`` for a retry.
+
+    ``refused`` is True when the event's own content was refused (a malformed or
+    impossible amount, a missing id, a bound it would cross), False for anything
+    else (a bug, the database): the webhook answers 422 or 500 accordingly, and
+    Stripe delivers it again either way.
+    """
+
+    def __init__(self, error: str, *, refused: bool = False) -> None:
+        super().__init__(error)
+        self.refused = refused
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """How long a failing event is retried automatically before it is given up (``dead``).
+
+    An event that fails waits ``first_delay`` before the retry job takes it again,
+    then twice as long after each further failure (at most ``longest_delay``);
+    after ``max_attempts`` failed attempts it becomes ``dead``: no automatic retry
+    takes it again, and a Stripe redelivery only answers that it is dead. With
+    the defaults (8, 5 min) an event is given up about ten hours after it first
+    failed. An admin retries it by hand (``retry-inbox --event ID``).
+    """
+
+    max_attempts: int = 8
+    first_delay: timedelta = timedelta(minutes=5)
+    longest_delay: timedelta = timedelta(hours=6)
+
+    def delay(self, attempts: int) -> timedelta:
+        """How long to wait after the ``attempts``-th failed attempt."""
+        wait: timedelta = self.first_delay * 2 ** min(max(attempts - 1, 0), 30)
+        return min(wait, self.longest_delay)
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> RetryPolicy:
+        """The policy of the app's ``INBOX_MAX_ATTEMPTS`` and ``INBOX_RETRY_DELAY`` settings."""
+        return cls(
+            max_attempts=int(config.get("INBOX_MAX_ATTEMPTS", 8)),
+            first_delay=timedelta(seconds=float(config.get("INBOX_RETRY_DELAY", 300))),
+        )
+
+
+DEFAULT_POLICY = RetryPolicy()
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,6 +266,7 @@ def process_event(
     *,
     livemode: bool | None,
     event: WebhookEvent | None = None,
+    revive: bool = False,
 ) -> InboxStatus:
     """Apply a stored event unless it is already final. Flushes; the caller commits.
 
@@ -234,6 +278,8 @@ def process_event(
         an event of the other mode is stored but not applied.
     :param event: the event exactly as this caller just stored it, to spare
         reading and parsing the stored payload again; None reads the stored one.
+    :param revive: apply it even if it is ``dead`` (an admin's retry by hand); a
+        dead event is otherwise left alone, also when Stripe delivers it again.
     :return: the event's status afterwards.
     :raise LookupError: if the event is not in the inbox.
     :raise Exception: whatever applying it raised; the caller rolls back.
@@ -243,7 +289,7 @@ def process_event(
         raise LookupError(f"event {event_id} is not in the inbox")
     status: InboxStatus = row.status
     event_livemode: bool = row.livemode
-    if status in FINAL:
+    if status in FINAL or (status is InboxStatus.DEAD and not revive):
         return status
     if livemode is not None and event_livemode != livemode:
         log.warning(
@@ -260,8 +306,20 @@ def process_event(
     return _run(session, event if event is not None else parse_event(row.payload))
 
 
-def mark_failed(session: Session, event_id: str, error: str) -> None:
-    """Record that applying ``event_id`` raised ``error``. The caller commits."""
+def mark_failed(
+    session: Session,
+    event_id: str,
+    error: str,
+    *,
+    policy: RetryPolicy = DEFAULT_POLICY,
+    now: datetime | None = None,
+) -> None:
+    """Record that applying ``event_id`` raised ``error``. The caller commits.
+
+    The retry job leaves it alone until the policy's wait after this attempt is over.
+    """
+    attempts = session.scalar(select(StripeEvent.attempts).where(StripeEvent.id == event_id))
+    done = (attempts or 0) + 1
     session.execute(
         update(StripeEvent)
         .where(StripeEvent.id == event_id, StripeEvent.status.not_in(FINAL))
@@ -269,15 +327,24 @@ def mark_failed(session: Session, event_id: str, error: str) -> None:
             status=InboxStatus.FAILED,
             attempts=StripeEvent.attempts + 1,
             last_error=error[:_MAX_ERROR],
+            next_attempt_at=(now or utcnow()) + policy.delay(done),
         )
     )
 
 
-def deliver(factory: SessionFactory, event: WebhookEvent, *, livemode: bool | None) -> Delivery:
+def deliver(
+    factory: SessionFactory,
+    event: WebhookEvent,
+    *,
+    livemode: bool | None,
+    policy: RetryPolicy = DEFAULT_POLICY,
+) -> Delivery:
     """Store ``event`` and commit, then apply it in a second transaction and commit.
 
     :param factory: makes a new write session (``Database.session``).
-    :return: whether the event was new and its status afterwards.
+    :param policy: how long a failure waits for the retry job.
+    :return: whether the event was new and its status afterwards (``dead`` for a
+        redelivery of an event given up: it is not applied again).
     :raise ProcessingFailed: when applying raised; the event is then stored as failed.
     :raise sqlalchemy.exc.SQLAlchemyError: when the database cannot store the event
         (nothing was accepted; Stripe will deliver again).
@@ -287,7 +354,8 @@ def deliver(factory: SessionFactory, event: WebhookEvent, *, livemode: bool | No
         session.commit()
     # A redelivery is applied from the stored payload, as the retry job would.
     stored = event if new else None
-    return Delivery(new, _apply_stored(factory, event.id, livemode=livemode, event=stored))
+    status = _apply_stored(factory, event.id, livemode=livemode, event=stored, policy=policy)
+    return Delivery(new, status)
 
 
 def _apply_stored(
@@ -296,20 +364,27 @@ def _apply_stored(
     *,
     livemode: bool | None,
     event: WebhookEvent | None = None,
+    revive: bool = False,
+    policy: RetryPolicy = DEFAULT_POLICY,
+    now: datetime | None = None,
 ) -> InboxStatus:
     with _write_turn(factory) as session:
         try:
-            status = process_event(session, event_id, livemode=livemode, event=event)
+            status = process_event(session, event_id, livemode=livemode, event=event, revive=revive)
             session.commit()
             return status
         except Exception as exc:
             session.rollback()
             error = f"{type(exc).__name__}: {exc}"
-            log.exception("applying Stripe event %s failed", event_id)
+            refused = isinstance(exc, EventError | LedgerError | InvalidWebhook)
+            if refused:
+                log.warning("Stripe event %s cannot be applied: %s", event_id, error)
+            else:
+                log.exception("applying Stripe event %s failed", event_id)
     with _write_turn(factory) as session:
-        mark_failed(session, event_id, error)
+        mark_failed(session, event_id, error, policy=policy, now=now)
         session.commit()
-    raise ProcessingFailed(error)
+    raise ProcessingFailed(error, refused=refused)
 
 
 @contextmanager
@@ -357,6 +432,7 @@ def _finish(session: Session, event_id: str, result: Result) -> None:
             "last_error": result.note[:_MAX_ERROR] if result.note else None,
             "waiting_for": result.waiting_for,
             "processed_at": utcnow() if result.status in FINAL else None,
+            "next_attempt_at": None,
         },
     )
 
@@ -494,12 +570,19 @@ def _target(
 
 
 # The columns a Stripe object may name its pledge by, the one to trust most first.
+# The ids Stripe assigned come before our ``tracker_pledge`` metadata: a Checkout
+# Session or subscription already recorded on a pledge belongs to that pledge,
+# whatever pledge the (editable) metadata names (docs/stripe.md).
 _PLEDGE_KEYS: dict[str, Any] = {
-    "pledge_id": Pledge.id,
     "checkout_session_id": Pledge.stripe_checkout_session_id,
     "payment_intent_id": Pledge.stripe_payment_intent_id,
     "subscription_id": Pledge.stripe_subscription_id,
+    "pledge_id": Pledge.id,
 }
+# Pledge columns that are unique: a value held by one pledge is never copied to another.
+_UNIQUE_PLEDGE_IDS = frozenset(
+    {"stripe_checkout_session_id", "stripe_payment_intent_id", "stripe_subscription_id"}
+)
 
 
 def _pledge_matches(
@@ -510,12 +593,6 @@ def _pledge_matches(
 ) -> dict[str, Any]:
     """The ways an object names its pledge, in the order of :data:`_PLEDGE_KEYS`."""
     matches: dict[str, Any] = {}
-    raw = meta.get("tracker_pledge")
-    text = str(raw) if isinstance(raw, str | int) and not isinstance(raw, bool) else ""
-    # ASCII digits only ("²".isdigit() is true), and within the id column's range:
-    # anything else is not one of our pledges, and must not fail the event forever.
-    if text.isascii() and text.isdigit() and len(text) <= _MAX_PLEDGE_DIGITS:
-        matches["pledge_id"] = int(text)
     for key, value in (
         ("checkout_session_id", checkout_session_id),
         ("payment_intent_id", payment_intent_id),
@@ -523,6 +600,12 @@ def _pledge_matches(
     ):
         if value:
             matches[key] = value
+    raw = meta.get("tracker_pledge")
+    text = str(raw) if isinstance(raw, str | int) and not isinstance(raw, bool) else ""
+    # ASCII digits only ("²".isdigit() is true), and within the id column's range:
+    # anything else is not one of our pledges, and must not fail the event forever.
+    if text.isascii() and text.isdigit() and len(text) <= _MAX_PLEDGE_DIGITS:
+        matches["pledge_id"] = int(text)
     return matches
 
 
@@ -572,10 +655,30 @@ def _move_pledge(session: Session, pledge: Pledge, target: PledgeStatus, **value
 
 
 def _set_if_empty(pledge: Pledge, **ids: str | None) -> None:
-    """Fill Stripe ids we learn about, never overwriting one already known."""
+    """Fill Stripe ids we learn about, never overwriting one already known, and never
+    taking one another pledge holds (the event's metadata named this pledge, but the
+    id is the other's: a unique violation would fail the event forever)."""
+    session = object_session(pledge)
     for name, value in ids.items():
-        if value and getattr(pledge, name) is None:
-            setattr(pledge, name, value)
+        if not value or getattr(pledge, name) is not None:
+            continue
+        if (
+            name in _UNIQUE_PLEDGE_IDS
+            and session is not None
+            and _held_by_another(session, name, value, pledge.id)
+        ):
+            log.warning("pledge %s: %s %s belongs to another pledge", pledge.id, name, value)
+            continue
+        setattr(pledge, name, value)
+
+
+def _held_by_another(session: Session, name: str, value: str, pledge_id: int | None) -> bool:
+    """Whether a pledge other than ``pledge_id`` holds ``value`` in the unique column ``name``."""
+    column = getattr(Pledge, name)
+    query = select(Pledge.id).where(column == value)
+    if pledge_id is not None:
+        query = query.where(Pledge.id != pledge_id)
+    return session.scalar(query.limit(1)) is not None
 
 
 def _donor_key(
@@ -753,7 +856,13 @@ def _pledge_from_payment(
         "stripe_subscription_id": None,
         "stripe_customer_id": None,
     }
-    values.update((k, v) for k, v in payment.pledge_ids.items() if v)
+    values.update(
+        (k, v)
+        for k, v in payment.pledge_ids.items()
+        # A Checkout Session or subscription of another pledge (one of another
+        # campaign): this payment's pledge does without it rather than fail.
+        if v and not (k in _UNIQUE_PLEDGE_IDS and _held_by_another(session, k, v, None))
+    )
     if payment.frequency is PledgeFrequency.ONE_TIME and payment.payment_intent_id:
         values["stripe_payment_intent_id"] = payment.payment_intent_id
     pledge_id: int = session.execute(
@@ -1195,6 +1304,7 @@ class Report:
     seen: int = 0
     new: int = 0
     skipped: int = 0
+    dead: int = 0
     statuses: dict[str, int] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
 
@@ -1210,6 +1320,8 @@ class Report:
         if self.skipped:
             parts.append(f"{self.skipped} of types we do not handle")
         parts.extend(f"{n} {status}" for status, n in sorted(self.statuses.items()))
+        if self.dead:
+            parts.append(f"{self.dead} given up after too many attempts (dead)")
         return ", ".join(parts)
 
 
@@ -1228,6 +1340,9 @@ def retry_inbox(
     livemode: bool | None,
     gateway: StripeGateway | None = None,
     limit: int = 1000,
+    policy: RetryPolicy = DEFAULT_POLICY,
+    event_ids: Sequence[str] | None = None,
+    now: datetime | None = None,
 ) -> Report:
     """Apply again the inbox events that are not final: received, failed or deferred.
 
@@ -1237,20 +1352,34 @@ def retry_inbox(
     ``limit`` and starving them. A deferred event whose payment
     never arrived is resolved through the Stripe API when ``gateway`` is given:
     the payment is fetched and booked (if it is ours), then the event applied;
-    if the payment is not ours the event is ignored. An event that fails again
-    stays failed and is counted. Meant for the scheduler and
-    ``flask --app wsgi tracker retry-inbox``.
+    if the payment is not ours the event is ignored. A failed event waits for
+    the end of its policy's delay; one that has failed ``policy.max_attempts``
+    times becomes ``dead`` and is not taken again (counted as given up). Meant for
+    the scheduler and ``flask --app wsgi tracker retry-inbox``.
 
     :param limit: at most this many events per run.
+    :param event_ids: retry exactly these events by hand instead: whatever their
+        delay, ``dead`` ones included (a final one is left as it is).
+    :param now: the current instant (tests); default the clock.
     :return: what happened, by status.
     """
     report = Report()
+    moment = now or utcnow()
     with _write_turn(factory) as session:
+        query = select(StripeEvent.id, StripeEvent.status, StripeEvent.waiting_for)
+        if event_ids is not None:
+            query = query.where(StripeEvent.id.in_(list(event_ids)))
+        else:
+            report.dead += _give_up(session, policy)
+            session.commit()
+            query = query.where(
+                StripeEvent.status.in_(RETRYABLE),
+                or_(StripeEvent.next_attempt_at.is_(None), StripeEvent.next_attempt_at <= moment),
+            )
         pending = session.execute(
-            select(StripeEvent.id, StripeEvent.status, StripeEvent.waiting_for)
-            .where(StripeEvent.status.in_(RETRYABLE))
-            .order_by(StripeEvent.attempts, StripeEvent.api_created_at, StripeEvent.id)
-            .limit(limit)
+            query.order_by(StripeEvent.attempts, StripeEvent.api_created_at, StripeEvent.id).limit(
+                limit
+            )
         ).all()
     for event_id, status, waiting_for in pending:
         report.seen += 1
@@ -1262,8 +1391,37 @@ def retry_inbox(
                     # Rolled back; the event stays deferred and the run goes on.
                     log.exception("resolving deferred Stripe event %s failed", event_id)
                     report.errors.append(f"{event_id}: {type(exc).__name__}: {exc}")
-            report.count(_apply_stored(factory, event_id, livemode=livemode))
+            revive = event_ids is not None
+            report.count(
+                _apply_stored(
+                    factory, event_id, livemode=livemode, revive=revive, policy=policy, now=now
+                )
+            )
+    with _write_turn(factory) as session:
+        report.dead += _give_up(session, policy)
+        session.commit()
     return report
+
+
+def _give_up(session: Session, policy: RetryPolicy) -> int:
+    """Mark ``dead`` the failed events that used up their attempts; how many there were."""
+    given_up: CursorResult[Any] = session.execute(  # type: ignore[assignment]
+        update(StripeEvent)
+        .where(
+            StripeEvent.status == InboxStatus.FAILED,
+            StripeEvent.attempts >= policy.max_attempts,
+        )
+        .values(status=InboxStatus.DEAD, next_attempt_at=None)
+        .execution_options(synchronize_session=False)
+    )
+    if given_up.rowcount:
+        log.error(
+            "%d Stripe event(s) failed %d times and are given up (dead):"
+            " see `tracker retry-inbox --dead`",
+            given_up.rowcount,
+            policy.max_attempts,
+        )
+    return int(given_up.rowcount or 0)
 
 
 def _resolve(
@@ -1349,6 +1507,7 @@ def reconcile(
     since: datetime,
     livemode: bool | None,
     now: datetime | None = None,
+    policy: RetryPolicy = DEFAULT_POLICY,
 ) -> Report:
     """Feed the events Stripe lists since ``since`` through the inbox, as if delivered.
 
@@ -1370,7 +1529,7 @@ def reconcile(
             report.skipped += 1
             continue
         with _counting(report, event.id):
-            delivery = deliver(factory, event, livemode=livemode)
+            delivery = deliver(factory, event, livemode=livemode, policy=policy)
             report.new += int(delivery.new)
             report.count(delivery.status)
     return report
@@ -1389,6 +1548,7 @@ def inbox_events(session: Session, statuses: Iterable[InboxStatus]) -> list[Stri
 
 __all__ = [
     "CURRENCY_MISMATCH",
+    "DEFAULT_POLICY",
     "HANDLED_TYPES",
     "Delivery",
     "EventError",
@@ -1396,6 +1556,7 @@ __all__ = [
     "ProcessingFailed",
     "Report",
     "Result",
+    "RetryPolicy",
     "apply_event",
     "deliver",
     "inbox_events",

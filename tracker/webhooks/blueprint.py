@@ -15,7 +15,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from tracker.db import get_database
 from tracker.gateway.webhooks import InvalidWebhook, configured_livemode, verify
 from tracker.ops.metrics import count_webhook
-from tracker.services.stripe_events import ProcessingFailed, deliver
+from tracker.services.stripe_events import ProcessingFailed, RetryPolicy, deliver
 from tracker.web import json_error
 
 bp = Blueprint("webhooks", __name__, url_prefix="/webhooks")
@@ -31,7 +31,9 @@ def stripe_webhook() -> Response:
     :raise 400: missing, malformed or non-matching signature, a timestamp more than
         300 s away from now (either way), or a body that is not a JSON event.
     :raise 413: a body over 1 MiB.
-    :raise 500: applying the event failed; it is kept as failed and retried.
+    :raise 422: the event's content cannot be applied (a malformed or impossible
+        amount, a missing id); it is kept as failed, retried, then given up (dead).
+    :raise 500: applying the event failed otherwise; it is kept as failed and retried.
     :raise 503: no webhook secret is configured, or the database is unavailable.
     """
     secrets = current_app.config.get("STRIPE_WEBHOOK_SECRETS") or ()
@@ -51,8 +53,20 @@ def stripe_webhook() -> Response:
     try:
         # Store and apply are two transactions in a row: one connection serves both.
         with database.serial_sessions() as factory:
-            delivery = deliver(factory, event, livemode=configured_livemode())
-    except ProcessingFailed:
+            delivery = deliver(
+                factory,
+                event,
+                livemode=configured_livemode(),
+                policy=RetryPolicy.from_config(current_app.config),
+            )
+    except ProcessingFailed as exc:
+        if exc.refused:
+            count_webhook(event.type, "refused")
+            # Its content, not our fault: a 4xx, and still kept and retried (Stripe
+            # redelivers any non-2xx) until it is given up as dead.
+            return json_error(
+                422, "event_refused", f"the event is kept but cannot be applied: {exc}"
+            )
         count_webhook(event.type, "failed")
         return json_error(500, "processing_failed", "the event is kept and will be retried")
     except SQLAlchemyError:
