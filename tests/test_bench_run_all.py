@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from bench import run_all
 
 
@@ -103,3 +105,21 @@ def test_a_benchmark_that_crashes_is_an_error_row_and_a_failure(tmp_path: Path) 
     assert outcome.figures == [] and outcome.error
     assert "status 2" in outcome.error
     assert "**ERROR**" in run_all.table([outcome])
+
+
+def test_json_is_one_document_with_every_figure(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    script = tmp_path / "fake.py"
+    line = {"db": "sqlite", "entries": 10000, "route": "apply", "rps": 100, "ratio": 0.3}
+    service = {**line, "route": "service", "rps": 90, "ratio": 0.27}
+    script.write_text(
+        f"print({json.dumps(json.dumps(line))}); print({json.dumps(json.dumps(service))})\n"
+    )
+    fake = run_all.Benchmark("fake", str(script), (), (), run_all.read_floor, writes_json=False)
+    monkeypatch.setattr(run_all, "BENCHMARKS", (fake,))
+    assert run_all.main(["--json"]) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert document["passed"] is True and document["quick"] is False
+    (figure,) = document["benchmarks"][0]["figures"]
+    assert (figure["ratio"], figure["target"], figure["passed"]) == (0.9, 0.8, True)

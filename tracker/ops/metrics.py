@@ -11,8 +11,10 @@ reports the same figures and a restart loses nothing.
 Families (all prefixed ``tracker_``):
 
 - ``webhook_events_total{type, outcome}`` -- Stripe deliveries by event type and
-  what became of them (``processed``, ``ignored``, ``deferred``, ``failed``,
-  ``duplicate``, ``invalid`` for a bad signature or body, ``unavailable``);
+  what became of them (``processed``, ``ignored``, ``deferred``, ``failed``;
+  ``duplicate`` for an event already in the inbox, delivered again; ``invalid``
+  for a bad signature or body, type ``unknown``; ``unavailable`` when the
+  database was down);
 - ``inbox_events{status}`` and ``inbox_oldest_age_seconds{status}`` -- events
   waiting in the inbox (received, deferred, failed) and the age of the oldest;
 - ``outbox_messages{status}`` and ``outbox_oldest_age_seconds{status}`` -- the
