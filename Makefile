@@ -47,6 +47,7 @@ bench: $(VENV)/.installed
 	$(BIN)/python bench/embed.py
 	$(BIN)/python bench/webhooks.py
 	$(BIN)/python bench/webhook_floor.py
+	$(BIN)/python bench/cluster.py
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache .mypy_cache .ruff_cache
