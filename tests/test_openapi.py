@@ -168,6 +168,9 @@ def test_the_document_is_served_and_is_openapi_3_1(live: tuple[str, Database]) -
         ("/api/v1/campaigns/{slug}/periods", "monthly", 200),
         ("/api/v1/campaigns/{slug}/periods", "demo", 200),
         ("/api/v1/campaigns/{slug}/periods", "nope", 404),
+        # No slug can hold a NUL byte; PostgreSQL would refuse the query (it was a 500).
+        ("/api/v1/campaigns/{slug}", "\x00", 404),
+        ("/api/v1/campaigns/{slug}/periods", "a\x00b", 404),
     ],
 )
 def test_seeded_campaigns_conform(

@@ -388,12 +388,13 @@ def send(
     seq = len(deliveries)
     report.started = time.monotonic()
     stop_at = report.started + deadline
+    stopping = threading.Event()  # set when the caller is interrupted (Ctrl-C)
 
     def take() -> tuple[int, int] | None:
         nonlocal first_sends
         with lock:
             while True:
-                if outstanding == 0 or time.monotonic() > stop_at:
+                if outstanding == 0 or time.monotonic() > stop_at or stopping.is_set():
                     return None
                 if queue:
                     due, _, index, attempt = queue[0]
@@ -465,8 +466,15 @@ def send(
     threads = [threading.Thread(target=worker, daemon=True) for _ in range(connections)]
     for thread in threads:
         thread.start()
-    for thread in threads:
-        thread.join()
+    try:
+        for thread in threads:
+            thread.join()
+    except BaseException:
+        # Interrupted: stop sending now, so the servers can be stopped at once.
+        stopping.set()
+        with lock:
+            lock.notify_all()
+        raise
     report.given_up = outstanding
     if not report.finished:
         report.finished = time.monotonic()

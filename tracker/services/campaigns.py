@@ -325,6 +325,10 @@ def get_campaign(session: Session, slug: str, *, public: bool = False) -> Campai
 
     :raise CampaignNotFound: if there is none, or (with ``public=True``) it is a draft.
     """
+    if not isinstance(slug, str) or not _SLUG.fullmatch(slug):
+        # No campaign can have it; and a stranger's NUL byte in a URL would make
+        # PostgreSQL refuse the query itself (a 500 instead of a 404).
+        raise CampaignNotFound(f"no campaign {slug!r}")
     campaign = session.scalar(
         select(Campaign).where(Campaign.slug == slug).options(selectinload(Campaign.tiers))
     )
