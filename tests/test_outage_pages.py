@@ -146,6 +146,14 @@ def test_the_neutral_bar_speaks_the_locale_option_during_an_outage(
     texts = [t.text for t in ET.fromstring(image.data).findall(f"{SVG}text")]
     assert texts == ["Vorübergehend nicht verfügbar, versuchen Sie es in einer Minute erneut."]
     assert "Spendenfortschritt" in image.text
+    # An image cannot wrap: a message wider than the compact image is squeezed into it.
+    compact = ET.fromstring(client.get("/campaigns/demo/progress.svg?locale=de&size=compact").data)
+    (line,) = compact.findall(f"{SVG}text")
+    assert line.text and line.text.startswith("Vorübergehend")
+    room = int(compact.get("width") or 0) - 2 * float(line.get("x") or 0)
+    assert 0 < float(line.get("textLength") or "inf") <= room
+    english = ET.fromstring(client.get("/campaigns/demo/progress.svg").data)
+    assert english.find(f"{SVG}text").get("textLength") is None  # type: ignore[union-attr]
     app.extensions["tracker.db"].dispose()
 
 

@@ -204,7 +204,8 @@ def _frame_html(view: BarView) -> str:
 
 def _svg(view: BarView) -> str:
     box, fill, marks = place(view)
-    fit = summary_fit(view, summary_text(view.raised, view.goal))
+    line = summary_text(view.raised, view.goal) if view.available else view.message
+    fit = summary_fit(view, line)
     return render_template(
         "embed/progress.svg", view=view, box=box, fill=fill, marks=marks, fit=fit
     )
