@@ -466,6 +466,11 @@ def test_offline_pledgers_are_told_what_happens_and_promised_no_email(
     assert "will arrange the payment with you" in thanks
     assert "No e-mail is sent automatically" in thanks
     assert "contact you by e-mail" not in thanks and "receipt" not in thanks.lower()
+    # Nor the message of a missing address.
+    refused = submit(client, email="")
+    assert refused.status_code == 400
+    assert "Enter your e-mail address." in refused.text
+    assert "receipt" not in refused.text.lower()
     set_donate_settings(session, "fund", instructions="IBAN DE00 1234 5678")
     session.commit()
     assert "the next page shows how to pay" in client.get("/donate/fund").text

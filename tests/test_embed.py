@@ -289,6 +289,18 @@ def test_builder_shows_escaped_snippets_for_the_chosen_options(client: FlaskClie
 
 
 @pytest.mark.usefixtures("demo")
+def test_builder_marks_the_language_of_the_image_preview(client: FlaskClient) -> None:
+    # The page is English; the image's alt text is the embed's language, and a screen
+    # reader must know it (the script and iframe previews carry their own lang).
+    html = client.get("/campaigns/demo/embed?locale=fr_FR").get_data(as_text=True)
+    assert re.search(
+        r'<img src="[^"]*progress\.svg\?locale=fr_FR" alt="[^"]*collectés[^"]*" lang="fr">', html
+    )
+    english = client.get("/campaigns/demo/embed").get_data(as_text=True)
+    assert re.search(r'<img src="[^"]*progress\.svg" alt="[^"]*raised[^"]*" lang="en">', english)
+
+
+@pytest.mark.usefixtures("demo")
 @pytest.mark.parametrize(
     ("query", "message"),
     [("size=huge", "size must be full or compact"), ("cta-href=http://%5B::1", "cta-href must be")],

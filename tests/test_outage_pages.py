@@ -15,6 +15,7 @@ from pathlib import Path
 import psycopg
 import pytest
 from flask import Flask
+from flask.testing import FlaskClient
 from sqlalchemy.engine import make_url
 
 from tests.conftest import PG_ADMIN_URL, make_app
@@ -123,6 +124,49 @@ def test_every_route_answers_503_in_its_own_type(doomed: tuple[str, str]) -> Non
     app.extensions["tracker.db"].dispose()
 
 
+def test_the_neutral_bar_speaks_the_locale_option_during_an_outage(
+    doomed: tuple[str, str],
+) -> None:
+    # No campaign's locale can be read while the database is down: the publisher's
+    # explicit option is all there is to go by.
+    kind, url = doomed
+    app = make_app(url)
+    client = app.test_client()
+    assert client.get("/embed/demo").status_code == 200
+    _take_away(kind, url, app)
+
+    frame = client.get("/embed/demo?locale=fr_FR&cta=Aidez-nous")
+    assert frame.status_code == 503
+    assert '<html lang="fr">' in frame.text
+    assert "Temporairement indisponible, réessayez dans une minute." in frame.text
+    assert 'aria-label="Progression de la collecte"' in frame.text
+
+    image = client.get("/campaigns/demo/progress.svg?locale=de-DE")
+    assert image.status_code == 503
+    texts = [t.text for t in ET.fromstring(image.data).findall(f"{SVG}text")]
+    assert texts == ["Vorübergehend nicht verfügbar, versuchen Sie es in einer Minute erneut."]
+    assert "Spendenfortschritt" in image.text
+    # An image cannot wrap: a message wider than the compact image is squeezed into it.
+    compact = ET.fromstring(client.get("/campaigns/demo/progress.svg?locale=de&size=compact").data)
+    (line,) = compact.findall(f"{SVG}text")
+    assert line.text and line.text.startswith("Vorübergehend")
+    room = int(compact.get("width") or 0) - 2 * float(line.get("x") or 0)
+    assert 0 < float(line.get("textLength") or "inf") <= room
+    english = ET.fromstring(client.get("/campaigns/demo/progress.svg").data)
+    assert english.find(f"{SVG}text").get("textLength") is None  # type: ignore[union-attr]
+    app.extensions["tracker.db"].dispose()
+
+
+def test_the_neutral_bar_of_an_unknown_campaign_speaks_the_locale_option(
+    client: FlaskClient,
+) -> None:
+    frame = client.get("/embed/nosuch?locale=es_ES")
+    assert frame.status_code == 404
+    assert '<html lang="es">' in frame.text
+    assert 'aria-label="Progreso de la recaudación"' in frame.text
+    assert "Donate" not in frame.text and "Donar" not in frame.text
+
+
 def test_the_landing_page_links_what_a_newcomer_looks_for(db_url: str) -> None:
     client = make_app(db_url).test_client()
     page = client.get("/")
@@ -132,7 +176,12 @@ def test_the_landing_page_links_what_a_newcomer_looks_for(db_url: str) -> None:
         "/campaigns/demo/embed",
         "/api/v1/campaigns/demo",
         "/donate/demo",
-        "/admin/",
     ):
         assert f'href="{href}"' in page.text, href
     assert "docs/" in page.text and "README.md" in page.text
+    # The admin is linked once it is installed, never as a 404.
+    assert client.get("/admin/").status_code == 404
+    assert 'href="/admin/"' not in page.text
+    with_admin = make_app(db_url)
+    with_admin.add_url_rule("/admin/", "admin_index", lambda: "admin")
+    assert 'href="/admin/"' in with_admin.test_client().get("/").text

@@ -72,7 +72,10 @@ def init_app(app: Flask) -> None:
     @app.get("/")
     def index() -> str:
         """The landing page: where the demo, the embeds, the API and the admin are."""
-        return render_template("index.html", slug=DEMO_SLUG)
+        # The admin link only once an admin is installed: a newcomer's first click
+        # must not be a 404.
+        admin = any(rule.rule == "/admin/" for rule in app.url_map.iter_rules())
+        return render_template("index.html", slug=DEMO_SLUG, admin=admin)
 
     @app.get("/livez")
     def livez() -> Response:

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from tests import factories
 from tests.browser.conftest import Host, Live, Tab
 from tracker.models import CampaignStatus
+from tracker.services.campaigns import update_campaign
 
 CTA = "Do you like this content? Consider helping us!"
 HOSTILE_CSS = """
@@ -298,6 +299,27 @@ def test_neutral_state_when_the_api_fails(
         assert [w for w in warnings if campaign in w and "no campaign" in w], warnings
     # Only the browser's own network message, never a script error.
     assert not [e for e in tab.errors if "Failed to load resource" not in e]
+
+
+def test_a_draft_published_while_the_page_is_open_gets_its_donate_link(
+    tab: Tab, live: Live, host: Host, live_session: Session
+) -> None:
+    # A publisher embeds the bar before publishing: once published, the next
+    # refresh draws the figures and the Donate link comes back without a reload.
+    slug = f"soon-{time.monotonic_ns()}"
+    factories.campaign(live_session, slug, status=CampaignStatus.DRAFT)
+    page = host_page(live, widget(f'campaign="{slug}" cta="{CTA}" refresh="1"'))
+    tab.page.goto(host.page(f"/{slug}.html", page))
+    tab.page.wait_for_function("!!customElements.get('tracker-progress')")
+    tab.page.wait_for_timeout(500)
+    element = tab.page.locator("tracker-progress")
+    assert element.evaluate(READ_WIDGET)["link"] == 0
+    update_campaign(live_session, slug, {"status": CampaignStatus.ACTIVE}, "test")
+    live_session.commit()
+    wait_loaded(tab)
+    seen = element.evaluate(READ_WIDGET)
+    assert seen["amount"] == "$0 raised of $5,000"
+    assert seen["link"] == 1 and seen["href"] == f"{live.origin}/donate/{slug}"
 
 
 def test_reduced_motion_turns_the_animation_off(tab: Tab, live: Live, host: Host) -> None:

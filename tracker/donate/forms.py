@@ -204,7 +204,7 @@ class DonateForm(FlaskForm):
     def _email(self) -> str | None:
         address = self.email.data or ""
         if not address:
-            _fail(self.email, gettext("Enter your e-mail address, for the receipt."))
+            _fail(self.email, gettext("Enter your e-mail address."))
             return None
         try:
             # Syntax only: a DNS lookup per submission would be slow and fail offline.

@@ -165,13 +165,19 @@ _KINDS: dict[str, tuple[tuple[str, ...], str, str]] = {
 
 
 def _neutral(kind: str, status: int, message: str = "") -> Response:
-    """The bar without data (empty track, no figures, no donate link) with ``status``."""
+    """The bar without data (empty track, no figures, no donate link) with ``status``.
+
+    :param message: the English source of what is said in place of the figures;
+        shown in the language of the ``locale`` option (no campaign's locale is known).
+    """
     allowed, mimetype, csp = _KINDS[kind]
     try:
         options = parse_options(request.args, allowed)
     except OptionError:
         options = EmbedOptions()
-    view = neutral_view(options, message)
+    # No campaign to take a language from: the publisher's locale option, else English.
+    select_locale(options.locale)
+    view = neutral_view(options, gettext(message) if message else "")
     body = _frame_html(view) if kind == "frame" else _svg(view)
     response = Response(body, status=status, mimetype=mimetype)
     response.headers["Cache-Control"] = EMBED_CACHE_CONTROL
@@ -189,7 +195,7 @@ def _database_down(exc: OperationalError) -> Response:
     kind = {"embed.frame": "frame", "embed.image": "svg"}.get(request.endpoint or "")
     if kind is None:
         return unavailable_page()
-    return unavailable(_neutral(kind, 503, gettext(UNAVAILABLE_MESSAGE)))
+    return unavailable(_neutral(kind, 503, UNAVAILABLE_MESSAGE))
 
 
 def _frame_html(view: BarView) -> str:
@@ -198,7 +204,8 @@ def _frame_html(view: BarView) -> str:
 
 def _svg(view: BarView) -> str:
     box, fill, marks = place(view)
-    fit = summary_fit(view, summary_text(view.raised, view.goal))
+    line = summary_text(view.raised, view.goal) if view.available else view.message
+    fit = summary_fit(view, line)
     return render_template(
         "embed/progress.svg", view=view, box=box, fill=fill, marks=marks, fit=fit
     )

@@ -64,13 +64,17 @@ def summary_fit(view: BarView, summary: str) -> Decimal | None:
     image the line would run into it. This estimates both widths and, when they
     would touch, gives the summary's ``textLength``.
 
-    :param summary: the summary line as shown ("$2,811 raised of $5,000").
+    The neutral image's message (an outage) is measured the same way, in its
+    smaller font: "Vorübergehend nicht verfügbar, …" is wider than a compact image.
+
+    :param summary: the summary line as shown ("$2,811 raised of $5,000"), or the
+        neutral view's message.
     """
     box = SIZES[view.size]
     room = Decimal(box.width - 2 * box.pad)
     if view.donors:
         room -= len(view.donors) * box.small * _EM_PER_CHAR + _GAP
-    needed = len(summary) * box.font * _EM_PER_CHAR
+    needed = len(summary) * (box.font if view.available else box.small) * _EM_PER_CHAR
     return room.quantize(Decimal("0.1")) if needed > room else None
 
 

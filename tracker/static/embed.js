@@ -39,5 +39,5 @@ o.textContent=this.a("show-donors")!=null?X.donors:"";c&&(c.lastChild.textConten
 f.style.width=P(d.raised);b.replaceChildren(f);l.replaceChildren();
 t.forEach(x=>{E(l,"span",x.reached?"m r":"m",x.label).style.cssText=`left:${q=P(x.amount)};transform:translateX(-${q})`;x.amount>0&&x.amount<p&&(E(b,"i","k","").style.left=q)});
 A("valuemax",p);A("valuenow",M(d.raised));A("valuetext",X.value_text)}
-load(){let s=this.a("campaign"),L=this.a("locale");fetch(O+"/api/v1/campaigns/"+s+(L?"?locale="+encodeURIComponent(L):""),{cache:"no-cache"}).then(r=>(r.status==404&&(console.warn(N,"no campaign",s),this.k.hidden=1),r.json()))
+load(){let s=this.a("campaign"),L=this.a("locale");fetch(O+"/api/v1/campaigns/"+s+(L?"?locale="+encodeURIComponent(L):""),{cache:"no-cache"}).then(r=>((this.k.hidden=r.status==404)&&console.warn(N,"no campaign",s),r.json()))
 .then(d=>{let X=d.texts;if(!(d.tiers.every(t=>I(t.amount)&&t.label)&&I(d.raised+d.donors)&&d.title&&d.raised_display&&X.summary.includes(d.raised_display)&&X.value_text&&X.donors&&X.donate&&X.lang))throw 0;this.d=d}).catch(()=>0).then(()=>this.draw())}}))})();
