@@ -20,7 +20,7 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/activate
 ## run: set up, migrate the SQLite database, seed the demo campaign and serve it.
 run: $(VENV)/.installed
 	$(FLASK) tracker init-db
-	$(FLASK) tracker demo
+	$(FLASK) tracker demo --url http://$(HOST):$(PORT)
 	@echo ""
 	@echo "  tracker is running:"
 	@echo "    demo article   http://$(HOST):$(PORT)/demo/article"

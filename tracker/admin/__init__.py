@@ -1,0 +1,1 @@
+"""The admin back office: ``/admin`` (sign-in, figures, ledger, corrections, campaigns)."""
