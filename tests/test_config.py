@@ -36,6 +36,9 @@ ROOT = Path(__file__).resolve().parent.parent
         ("API_CACHE_SECONDS", "600", "between 0 and 60"),
         ("TRUSTED_PROXIES", "many", "TRACKER_TRUSTED_PROXIES: expected a whole number"),
         ("TRUSTED_PROXIES", "9", "between 0 and 5"),
+        ("ADMIN_IDLE_HOURS", "soon", "TRACKER_ADMIN_IDLE_HOURS: expected a number of hours"),
+        ("ADMIN_IDLE_HOURS", "0", "more than 0 and at most 720"),
+        ("ADMIN_IDLE_HOURS", "nan", "more than 0 and at most 720"),
     ],
 )
 def test_invalid_values_name_the_variable(

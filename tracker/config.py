@@ -49,6 +49,8 @@ DEFAULTS: dict[str, Any] = {
     # proxy's address (one rate limit for all), with it wrongly set anybody
     # could pick their own address.
     "TRUSTED_PROXIES": 0,
+    # An admin session with no request for this many hours is signed out.
+    "ADMIN_IDLE_HOURS": 12.0,
 }
 
 _MIN_SECRET = 32
@@ -101,6 +103,7 @@ def validate(app: Flask) -> None:
     cfg["RATELIMIT_STORAGE_URI"] = _ratelimit_storage(cfg["RATELIMIT_STORAGE_URI"])
     cfg["DONATE_RATE_LIMIT"] = _rate_limit("DONATE_RATE_LIMIT", cfg["DONATE_RATE_LIMIT"])
     cfg["TRUSTED_PROXIES"] = _count("TRUSTED_PROXIES", cfg["TRUSTED_PROXIES"], 0, 5)
+    cfg["ADMIN_IDLE_HOURS"] = _hours("ADMIN_IDLE_HOURS", cfg["ADMIN_IDLE_HOURS"])
 
 
 def _blank(value: Any) -> bool:
@@ -228,6 +231,17 @@ def _seconds(key: str, value: Any) -> float:
     if not 0 <= seconds <= 60:
         raise ConfigError(key, "expected between 0 and 60 seconds")
     return seconds
+
+
+def _hours(key: str, value: Any) -> float:
+    try:
+        hours = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(key, "expected a number of hours") from None
+    # Positive and at most 30 days; NaN fails both comparisons.
+    if not 0 < hours <= 720:
+        raise ConfigError(key, "expected more than 0 and at most 720 hours")
+    return hours
 
 
 def _ratelimit_storage(value: Any) -> str:

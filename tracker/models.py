@@ -264,6 +264,8 @@ class LedgerEntry(Base):
             name="amount_sign",
         ),
         Index("ix_ledger_entries_campaign_period", "campaign_id", "period_key"),
+        # The admin's ledger pages, newest first, and its 24 h / 7 d changes.
+        Index("ix_ledger_entries_campaign_occurred", "campaign_id", "occurred_at", "id"),
     )
 
 

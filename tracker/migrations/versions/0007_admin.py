@@ -74,6 +74,11 @@ def upgrade() -> None:
     )
     op.add_column("ledger_entries", sa.Column("corrects_entry_id", _ID, nullable=True))
     op.create_index("ix_ledger_entries_corrects_entry_id", "ledger_entries", ["corrects_entry_id"])
+    op.create_index(
+        "ix_ledger_entries_campaign_occurred",
+        "ledger_entries",
+        ["campaign_id", "occurred_at", "id"],
+    )
     op.add_column("audit_events", sa.Column("address", sa.String(length=64), nullable=True))
     _backfill_daily_totals()
 
@@ -113,6 +118,7 @@ def _backfill_daily_totals() -> None:
 
 
 def downgrade() -> None:
+    op.drop_index("ix_ledger_entries_campaign_occurred", "ledger_entries")
     op.drop_index("ix_ledger_entries_corrects_entry_id", "ledger_entries")
     # Plain DROP COLUMN (SQLite >= 3.35 has it): a batch rebuild of the ledger
     # would drop its append-only triggers.
