@@ -259,8 +259,8 @@ class LedgerEntry(Base):
             name="amount_range",
         ),
         CheckConstraint(
-            "(kind IN ('payment', 'dispute_won') AND amount > 0)"
-            " OR (kind IN ('refund', 'dispute_lost') AND amount < 0)",
+            "(kind IN ('payment', 'dispute_won', 'correction_plus') AND amount > 0)"
+            " OR (kind IN ('refund', 'dispute_lost', 'correction_minus') AND amount < 0)",
             name="amount_sign",
         ),
         Index("ix_ledger_entries_campaign_period", "campaign_id", "period_key"),

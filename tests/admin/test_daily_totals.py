@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pytest
 from flask.testing import FlaskCliRunner
 from sqlalchemy import select, update
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from tests import factories
@@ -84,6 +86,14 @@ def test_the_migration_backfills_days_from_existing_entries(db_url: str) -> None
                     ),
                     {"cid": cid, "ref": ref, "kind": kind, "amount": amount, "at": at},
                 )
+            # A record referencing an entry: the SQLite rebuild must keep it valid.
+            session.execute(
+                text(
+                    "INSERT INTO audit_events (at, actor, action, ledger_entry_id, details)"
+                    " SELECT created_at, 'test', 'offline_payment', id, '{}' FROM ledger_entries"
+                    " WHERE reference = 'a'"
+                )
+            )
             session.commit()
         migrate.upgrade(database.engine)
         with database.session() as session:
@@ -92,6 +102,18 @@ def test_the_migration_backfills_days_from_existing_entries(db_url: str) -> None
                 "2026-11-21": (10_000, 1, 10_000, 0, 0),
             }
             assert check_daily_totals(session) == []
+            linked = session.execute(
+                text(
+                    "SELECT e.reference FROM audit_events a"
+                    " JOIN ledger_entries e ON e.id = a.ledger_entry_id"
+                )
+            ).scalar_one()
+            assert linked == "a"
+            # The new kinds are allowed, and the ledger is still append-only.
+            factories.pay(session, "fund", "corr", 100, kind=EntryKind.CORRECTION_MINUS)
+            with pytest.raises(DBAPIError):
+                session.execute(text("UPDATE ledger_entries SET note = 'x'"))
+            session.rollback()
     finally:
         migrate.upgrade(database.engine)
         database.dispose()

@@ -72,9 +72,12 @@ def campaign(slug: str) -> str:
         overview = campaign_overview(db, slug, now=utcnow())
     except CampaignNotFound:
         abort(404, f"no campaign {slug!r}")
+    from tracker.admin.forms import OfflineForm
+
     return render_template(
         "admin/campaign.html",
         o=overview,
+        offline_form=OfflineForm(),
         money=_money(overview.campaign),
         stripe_url=stripe_url,
     )

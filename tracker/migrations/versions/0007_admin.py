@@ -8,8 +8,18 @@ Create Date: 2026-12-01
 (campaign, local day) kept in the ledger's transaction, backfilled here from
 the existing entries (in Python: SQLite cannot convert to a campaign's
 timezone). ``ledger_entries.corrects_entry_id`` and ``audit_events.address``
-are plain ADD COLUMNs, so SQLite rebuilds no table and the append-only
-triggers stay as they are.
+are plain ADD COLUMNs.
+
+Corrections get their own kinds, ``correction_plus`` and ``correction_minus``
+(the sign still follows the kind), so the ledger's two CHECK constraints on
+``kind`` change. PostgreSQL alters them in place. SQLite keeps CHECKs in the
+table's DDL, so the ledger is rebuilt, and other tables' foreign keys keep
+naming ``ledger_entries``: it is copied aside, dropped and created
+again under the new DDL (taken from the current one, so columns added by
+other revisions survive), with foreign keys deferred to the commit instead
+of ``PRAGMA foreign_keys=OFF`` (impossible inside the migration's
+transaction); its indexes and append-only triggers are recreated from their
+own saved SQL.
 """
 
 from __future__ import annotations
@@ -28,6 +38,60 @@ branch_labels = None
 depends_on = None
 
 _ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+_OLD_KINDS = "kind IN ('payment', 'refund', 'dispute_lost', 'dispute_won')"
+_NEW_KINDS = (
+    "kind IN ('payment', 'refund', 'dispute_lost', 'dispute_won', "
+    "'correction_plus', 'correction_minus')"
+)
+_OLD_SIGN = (
+    "(kind IN ('payment', 'dispute_won') AND amount > 0)"
+    " OR (kind IN ('refund', 'dispute_lost') AND amount < 0)"
+)
+_NEW_SIGN = (
+    "(kind IN ('payment', 'dispute_won', 'correction_plus') AND amount > 0)"
+    " OR (kind IN ('refund', 'dispute_lost', 'correction_minus') AND amount < 0)"
+)
+
+
+def _ledger_checks(kinds: str, sign: str, old_kinds: str, old_sign: str) -> None:
+    bind = op.get_bind()
+    if bind.dialect.name == "postgresql":
+        op.execute(
+            "ALTER TABLE ledger_entries"
+            " DROP CONSTRAINT ck_ledger_entries_entry_kind,"
+            " DROP CONSTRAINT ck_ledger_entries_amount_sign,"
+            f" ADD CONSTRAINT ck_ledger_entries_entry_kind CHECK ({kinds}),"
+            f" ADD CONSTRAINT ck_ledger_entries_amount_sign CHECK ({sign})"
+        )
+        return
+    ddl = bind.exec_driver_sql(
+        "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'ledger_entries'"
+    ).scalar_one()
+    for old, new in ((old_kinds, kinds), (old_sign, sign)):
+        if old not in ddl:
+            raise RuntimeError("the ledger's CHECK constraints are not the expected ones")
+        ddl = ddl.replace(old, new)
+    extras = (
+        bind.exec_driver_sql(
+            "SELECT sql FROM sqlite_master WHERE tbl_name = 'ledger_entries'"
+            " AND type IN ('index', 'trigger') AND sql IS NOT NULL ORDER BY type"
+        )
+        .scalars()
+        .all()
+    )
+    # Rows referencing the ledger (audit records) are orphans between the DROP
+    # and the re-insert: deferred, they are checked at commit, when every
+    # entry is back under its own id.
+    op.execute("PRAGMA defer_foreign_keys = ON")
+    op.execute("CREATE TEMP TABLE ledger_entries_copy AS SELECT * FROM ledger_entries")
+    # Dropping a table drops its triggers first, so the append-only ones do not fire.
+    op.execute("DROP TABLE ledger_entries")
+    op.execute(ddl)
+    op.execute("INSERT INTO ledger_entries SELECT * FROM ledger_entries_copy")
+    op.execute("DROP TABLE ledger_entries_copy")
+    for statement in extras:
+        op.execute(statement)
 
 
 def upgrade() -> None:
@@ -80,6 +144,7 @@ def upgrade() -> None:
         ["campaign_id", "occurred_at", "id"],
     )
     op.add_column("audit_events", sa.Column("address", sa.String(length=64), nullable=True))
+    _ledger_checks(_NEW_KINDS, _NEW_SIGN, _OLD_KINDS, _OLD_SIGN)
     _backfill_daily_totals()
 
 
@@ -118,6 +183,8 @@ def _backfill_daily_totals() -> None:
 
 
 def downgrade() -> None:
+    # Refused by the old CHECKs (an error, nothing lost) while corrections exist.
+    _ledger_checks(_OLD_KINDS, _OLD_SIGN, _NEW_KINDS, _NEW_SIGN)
     op.drop_index("ix_ledger_entries_campaign_occurred", "ledger_entries")
     op.drop_index("ix_ledger_entries_corrects_entry_id", "ledger_entries")
     # Plain DROP COLUMN (SQLite >= 3.35 has it): a batch rebuild of the ledger
