@@ -99,7 +99,20 @@ def _check_csrf() -> None:
 @bp.context_processor
 def _template_globals() -> dict[str, object]:
     # Buttons outside a WTForms form (sign out, confirmations) still carry a token.
-    return {"csrf_token": generate_csrf}
+    return {"csrf_token": generate_csrf, "example_amount": _example_amount}
+
+
+def _example_amount(campaign: object) -> str:
+    """1,250.50 as an admin types it in the campaign's locale (``1 250,50`` in fr_FR)."""
+    from decimal import Decimal
+
+    from babel.numbers import format_decimal
+
+    return str(
+        format_decimal(
+            Decimal("1250.50"), format="#,##0.00", locale=getattr(campaign, "locale", "en_US")
+        )
+    )
 
 
 @bp.after_request

@@ -184,14 +184,20 @@ def ledger_csv(slug: str) -> Response:
 def audit_log() -> str:
     """Every manual action, newest first, 100 per page (continued with ``before``).
 
-    :raise 400: for a bad ``before``.
+    ``entry`` narrows it to the records of one ledger entry.
+
+    :raise 400: for a bad ``before`` or ``entry``.
     """
     before = request.args.get("before", "")
-    if before and not before.isdigit():
-        abort(400, "before: expected an audit record number")
+    entry = request.args.get("entry", "")
+    if (before and not before.isdigit()) or (entry and not entry.isdigit()):
+        abort(400, "before and entry: expected a record number")
     query = select(AuditEvent).order_by(AuditEvent.id.desc()).limit(AUDIT_PAGE + 1)
     if before:
         query = query.where(AuditEvent.id < int(before))
+    if entry:
+        # One entry's own history: its booking and anything that corrected it.
+        query = query.where(AuditEvent.ledger_entry_id == int(entry))
     db = get_session()
     rows = list(db.scalars(query))
     more = len(rows) > AUDIT_PAGE
