@@ -28,6 +28,7 @@ run: $(VENV)/.installed
 	@echo "    donate page    http://$(HOST):$(PORT)/donate/demo"
 	@echo "    progress API   http://$(HOST):$(PORT)/api/v1/campaigns/demo"
 	@echo "    health         http://$(HOST):$(PORT)/healthz"
+	@echo "    admin          http://$(HOST):$(PORT)/admin/ (sign-in printed above)"
 	@echo ""
 	$(FLASK) run --host $(HOST) --port $(PORT)
 
