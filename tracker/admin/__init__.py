@@ -14,7 +14,13 @@ __all__ = ["bp", "init_app"]
 
 def init_app(app: Flask) -> None:
     """Register the admin blueprint, its sign-in and its pages (after ``donate.init_app``)."""
-    from tracker.admin import actions, auth, pages, records  # noqa: F401 -- routes attach to bp
+    from tracker.admin import (  # noqa: F401 -- their routes attach to bp
+        actions,
+        auth,
+        campaign_forms,
+        pages,
+        records,
+    )
 
     auth.init_app(app)
     app.register_blueprint(bp)

@@ -6,6 +6,7 @@ from typing import Any
 
 from flask_wtf import FlaskForm
 from wtforms import (
+    BooleanField,
     DateField,
     EmailField,
     HiddenField,
@@ -70,4 +71,52 @@ class ReversalForm(FlaskForm):
 
     reason = TextAreaField(
         "Reason", validators=[InputRequired(), Length(max=500)], filters=[_strip]
+    )
+
+
+class CampaignForm(FlaskForm):
+    """Create or edit a campaign; each value is checked by the same code as the CLI."""
+
+    title = StringField("Title", validators=[InputRequired(), Length(max=200)], filters=[_strip])
+    slug = StringField("Slug", validators=[InputRequired(), Length(max=64)], filters=[_strip])
+    currency = StringField(
+        "Currency (ISO 4217)", validators=[InputRequired(), Length(max=3)], filters=[_strip]
+    )
+    tiers = StringField(
+        "Tiers (major units, comma-separated)",
+        validators=[InputRequired(), Length(max=400)],
+        filters=[_strip],
+    )
+    period = RadioField(
+        "Period",
+        choices=[
+            SelectChoice("none", "None"),
+            SelectChoice("month", "Monthly"),
+            SelectChoice("week", "Weekly"),
+        ],
+        default="none",
+    )
+    timezone = StringField(
+        "Timezone (IANA)", validators=[InputRequired(), Length(max=64)], default="UTC"
+    )
+    locale = StringField("Locale", validators=[InputRequired(), Length(max=32)], default="en_US")
+    show_cents = BooleanField("Show cents")
+    status = RadioField(
+        "Status",
+        choices=[
+            SelectChoice("draft", "Draft"),
+            SelectChoice("active", "Active"),
+            SelectChoice("closed", "Closed"),
+        ],
+        default="draft",
+    )
+    starts_on = DateField("Starts on (optional)", validators=[Optional()])
+    ends_on = DateField("Ends on (optional)", validators=[Optional()])
+    presets = StringField(
+        "Suggested amounts (major units, comma-separated; empty: from the tiers)",
+        validators=[Length(max=200)],
+        filters=[_strip],
+    )
+    instructions = TextAreaField(
+        "Offline payment instructions", validators=[Length(max=5000)], filters=[_strip]
     )
