@@ -21,7 +21,7 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/activate
 ## with the scheduler beside the server (stopped with it, Ctrl-C stops both).
 run: $(VENV)/.installed
 	$(FLASK) tracker init-db
-	$(FLASK) tracker demo
+	$(FLASK) tracker demo --url http://$(HOST):$(PORT)
 	$(FLASK) tracker set-campaign demo --notify-email owner@example.org --summary daily
 	@# Without TRACKER_SMTP_URL the summary is written to the log instead of mailed.
 	$(FLASK) tracker send-summary demo
@@ -34,6 +34,7 @@ run: $(VENV)/.installed
 	@echo "    progress API   http://$(HOST):$(PORT)/api/v1/campaigns/demo"
 	@echo "    health         http://$(HOST):$(PORT)/healthz"
 	@echo "    scheduler      running beside the server: flask --app wsgi tracker jobs"
+	@echo "    admin          http://$(HOST):$(PORT)/admin/ (sign-in printed above)"
 	@echo ""
 	@$(FLASK) tracker scheduler & scheduler=$$!; \
 	trap 'kill -TERM $$scheduler 2>/dev/null; wait $$scheduler' EXIT INT TERM; \

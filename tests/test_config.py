@@ -41,6 +41,9 @@ ROOT = Path(__file__).resolve().parent.parent
         ("METRICS_TOKEN", "too-short", "TRACKER_METRICS_TOKEN: expected at least 32"),
         ("METRICS_TOKEN", "x" * 31 + " y", "TRACKER_METRICS_TOKEN"),
         ("LOG_FORMAT", "xml", "TRACKER_LOG_FORMAT: expected one of: text, json"),
+        ("ADMIN_IDLE_HOURS", "soon", "TRACKER_ADMIN_IDLE_HOURS: expected a number of hours"),
+        ("ADMIN_IDLE_HOURS", "0", "more than 0 and at most 720"),
+        ("ADMIN_IDLE_HOURS", "nan", "more than 0 and at most 720"),
     ],
 )
 def test_invalid_values_name_the_variable(

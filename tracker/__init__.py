@@ -19,7 +19,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """
     from pathlib import Path
 
-    from tracker import cli, config, db, donate, gateway, i18n, ops, web
+    from tracker import admin, cli, config, db, donate, gateway, i18n, ops, web
     from tracker.api import blueprint as api
     from tracker.embed import blueprint as embed
     from tracker.webhooks import blueprint as webhooks
@@ -53,6 +53,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     ops.init_app(app)
     app.register_blueprint(api.bp)
     donate.init_app(app)
+    admin.init_app(app)
     app.register_blueprint(webhooks.bp)
     app.register_blueprint(embed.bp)
     cli.init_app(app)

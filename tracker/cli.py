@@ -34,7 +34,7 @@ from tracker.services.campaigns import (
     update_campaign,
 )
 from tracker.services.demo import DEMO_SLUG, seed_demo
-from tracker.services.ledger import check_totals
+from tracker.services.ledger import DailyDrift, Drift, check_daily_totals, check_totals
 from tracker.services.offline import add_offline_payment
 from tracker.services.stripe_events import Report as InboxReport
 
@@ -364,22 +364,29 @@ def set_campaign_cmd(slug: str, **options: Any) -> None:
 
 
 @tracker_cli.command("demo")
-def demo() -> None:
-    """Create the demo campaign; safe to re-run.
+@click.option("--reset-admin", is_flag=True, help="Give admin@example.org a new password.")
+@click.option("--url", default=None, help="Base URL printed for the admin sign-in.")
+def demo(reset_admin: bool, url: str | None) -> None:
+    """Create the demo campaign and its admin; safe to re-run.
 
-    USD, tiers $0 / $2,500 / $5,000, five donors and one partial refund: $2,811 raised.
+    USD, tiers $0 / $2,500 / $5,000, five donors and one partial refund: $2,811
+    raised. The owner admin@example.org gets a random password, printed once.
     """
+    from tracker.admin.cli import ensure_demo_admin
+
     with unit_of_work() as session:
         created = seed_demo(session)
     click.echo(f"demo campaign {'created' if created else 'already present'}: {DEMO_SLUG}")
+    ensure_demo_admin(reset=reset_admin, base_url=url)
 
 
 @tracker_cli.command("check-totals", short_help="Check every total against the ledger.")
 @click.option("--repair", is_flag=True, help="Rewrite drifted totals from the ledger.")
 def check_totals_cmd(repair: bool) -> None:
-    """Recompute every total from the ledger; exit 1 and report if any row drifted."""
+    """Recompute every total and per-day figure from the ledger; exit 1 if any row drifted."""
     with unit_of_work() as session:
-        drifts = check_totals(session, repair=repair)
+        drifts: list[Drift | DailyDrift] = [*check_totals(session, repair=repair)]
+        drifts += check_daily_totals(session, repair=repair)
     if not drifts:
         click.echo("totals match the ledger")
         return
@@ -393,6 +400,7 @@ def check_totals_cmd(repair: bool) -> None:
 
 def init_app(app: Flask) -> None:
     """Register the ``tracker`` command group."""
+    import tracker.admin.cli  # noqa: F401 -- attaches the admin account commands
     from tracker.ops import cli as _ops  # noqa: F401 -- registers ``backup`` on the group
     from tracker.scheduler import cli as _scheduler_cli  # noqa: F401 -- attaches its commands
 

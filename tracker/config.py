@@ -64,6 +64,8 @@ DEFAULTS: dict[str, Any] = {
     # after each next one, then given up ("dead") for an admin (docs/stripe.md).
     "INBOX_MAX_ATTEMPTS": 8,
     "INBOX_RETRY_DELAY": 300,
+    # An admin session with no request for this many hours is signed out.
+    "ADMIN_IDLE_HOURS": 12.0,
 }
 
 _MIN_SECRET = 32
@@ -130,6 +132,7 @@ def validate(app: Flask) -> None:
     scheduler_settings.validate(app)
     cfg["INBOX_MAX_ATTEMPTS"] = _count("INBOX_MAX_ATTEMPTS", cfg["INBOX_MAX_ATTEMPTS"], 1, 100)
     cfg["INBOX_RETRY_DELAY"] = _count("INBOX_RETRY_DELAY", cfg["INBOX_RETRY_DELAY"], 0, 86_400)
+    cfg["ADMIN_IDLE_HOURS"] = _hours("ADMIN_IDLE_HOURS", cfg["ADMIN_IDLE_HOURS"])
 
 
 def _blank(value: Any) -> bool:
@@ -308,6 +311,17 @@ def _seconds(key: str, value: Any) -> float:
     if not 0 <= seconds <= 60:
         raise ConfigError(key, "expected between 0 and 60 seconds")
     return seconds
+
+
+def _hours(key: str, value: Any) -> float:
+    try:
+        hours = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(key, "expected a number of hours") from None
+    # Positive and at most 30 days; NaN fails both comparisons.
+    if not 0 < hours <= 720:
+        raise ConfigError(key, "expected more than 0 and at most 720 hours")
+    return hours
 
 
 def _ratelimit_storage(value: Any) -> str:

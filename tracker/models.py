@@ -265,6 +265,11 @@ class LedgerEntry(Base):
     pledge_id: Mapped[int | None] = mapped_column(ForeignKey("pledges.id"))
     note: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # A correction names the entry it reverses (admin corrections, docs/admin.md).
+    # No foreign key: adding one would rebuild the append-only table on SQLite.
+    corrects_entry_id: Mapped[int | None] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), index=True
+    )
 
     __table_args__ = (
         UniqueConstraint("source", "reference", name="uq_ledger_entries_source_reference"),
@@ -273,13 +278,15 @@ class LedgerEntry(Base):
             name="amount_range",
         ),
         CheckConstraint(
-            "(kind IN ('payment', 'dispute_won') AND amount > 0)"
-            " OR (kind IN ('refund', 'dispute_lost') AND amount < 0)",
+            "(kind IN ('payment', 'dispute_won', 'correction_plus') AND amount > 0)"
+            " OR (kind IN ('refund', 'dispute_lost', 'correction_minus') AND amount < 0)",
             name="amount_sign",
         ),
         # On SQLite a trigger (revision 0006) refuses a non-integer amount: adding a
         # CHECK would rebuild this referenced, trigger-guarded table.
         Index("ix_ledger_entries_campaign_period", "campaign_id", "period_key"),
+        # The admin's ledger pages, newest first, and its 24 h / 7 d changes.
+        Index("ix_ledger_entries_campaign_occurred", "campaign_id", "occurred_at", "id"),
     )
 
 
@@ -333,6 +340,56 @@ class AuditEvent(Base):
     campaign_id: Mapped[int | None] = mapped_column(ForeignKey("campaigns.id"))
     ledger_entry_id: Mapped[int | None] = mapped_column(ForeignKey("ledger_entries.id"))
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # The client address of an admin action done over HTTP (null from the CLI).
+    address: Mapped[str | None] = mapped_column(String(64))
+
+
+class DailyTotal(Base):
+    """A campaign's movements per local day, maintained with its entries like the period totals.
+
+    ``day`` is the ISO date in the campaign's timezone. ``raised`` is the net
+    of the day; ``refunded`` and ``disputed`` are the parts of it that came
+    from refunds and disputes (both signed), so the admin's chart and key
+    figures read a few hundred rows at most, whatever the ledger's size.
+    """
+
+    __tablename__ = "daily_totals"
+
+    campaign_id: Mapped[int] = mapped_column(
+        ForeignKey("campaigns.id", ondelete="CASCADE"), primary_key=True
+    )
+    day: Mapped[str] = mapped_column(String(10), primary_key=True)
+    raised: Mapped[int] = mapped_column(BigInteger, default=0)
+    payments: Mapped[int] = mapped_column(Integer, default=0)
+    gross: Mapped[int] = mapped_column(BigInteger, default=0)
+    refunded: Mapped[int] = mapped_column(BigInteger, default=0)
+    disputed: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class AdminRole(StrEnum):
+    """Owners change things; viewers read everything and change nothing."""
+
+    OWNER = "owner"
+    VIEWER = "viewer"
+
+
+class AdminUser(Base):
+    """A person who may sign in to ``/admin``.
+
+    ``session_nonce`` is part of the identity stored in the session cookie: a
+    new nonce (new password, removal) signs the admin out everywhere.
+    """
+
+    __tablename__ = "admin_users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[AdminRole] = mapped_column(str_enum(AdminRole, "admin_role"))
+    session_nonce: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    last_sign_in_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 class InboxStatus(StrEnum):

@@ -14,6 +14,8 @@ from tracker.domain.ledger import Entry, EntryKind, EntrySource, LedgerError, fo
     [
         (EntryKind.PAYMENT, 500),
         (EntryKind.DISPUTE_WON, 500),
+        (EntryKind.CORRECTION_PLUS, 500),
+        (EntryKind.CORRECTION_MINUS, -500),
         (EntryKind.REFUND, -500),
         (EntryKind.DISPUTE_LOST, -500),
     ],

@@ -15,12 +15,18 @@ from enum import StrEnum
 
 
 class EntryKind(StrEnum):
-    """A money movement. Payments and won disputes add; refunds and lost disputes subtract."""
+    """A money movement. Payments and won disputes add; refunds and lost disputes subtract.
+
+    Corrections are an admin's: a reversal of a manual entry (its opposite,
+    naming it) or a manual adjustment, up or down, with a reason.
+    """
 
     PAYMENT = "payment"
     REFUND = "refund"
     DISPUTE_LOST = "dispute_lost"
     DISPUTE_WON = "dispute_won"
+    CORRECTION_PLUS = "correction_plus"
+    CORRECTION_MINUS = "correction_minus"
 
 
 class EntrySource(StrEnum):
@@ -31,7 +37,8 @@ class EntrySource(StrEnum):
     DEMO = "demo"
 
 
-POSITIVE_KINDS = frozenset({EntryKind.PAYMENT, EntryKind.DISPUTE_WON})
+POSITIVE_KINDS = frozenset({EntryKind.PAYMENT, EntryKind.DISPUTE_WON, EntryKind.CORRECTION_PLUS})
+CORRECTION_KINDS = frozenset({EntryKind.CORRECTION_PLUS, EntryKind.CORRECTION_MINUS})
 
 
 class LedgerError(ValueError):

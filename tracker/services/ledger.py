@@ -19,12 +19,14 @@ from sqlalchemy import Executable, case, func, literal, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from tracker.domain.daily import DayFigures, day_delta, fold_day, local_day
 from tracker.domain.ledger import EntryKind, EntrySource, LedgerError, donor_key_for, signed
 from tracker.domain.periods import period_key
 from tracker.models import (
     AMOUNT_LIMIT,
     TOTAL_LIMIT,
     Campaign,
+    DailyTotal,
     LedgerEntry,
     PeriodDonor,
     PeriodTotal,
@@ -91,6 +93,19 @@ def _totals_upsert(dialect: str) -> Executable:
     ).returning(literal(1))
 
 
+@cache
+def _daily_upsert(dialect: str) -> Executable:
+    table = DailyTotal.__table__
+    stmt = _insert_for(dialect, table)
+    return stmt.on_conflict_do_update(
+        index_elements=["campaign_id", "day"],
+        set_={
+            name: table.c[name] + stmt.excluded[name]
+            for name in ("raised", "payments", "gross", "refunded", "disputed")
+        },
+    )
+
+
 def record_entry(
     session: Session,
     campaign: Campaign,
@@ -104,12 +119,15 @@ def record_entry(
     donor_key: str | None = None,
     pledge_id: int | None = None,
     note: str | None = None,
+    corrects_entry_id: int | None = None,
 ) -> Recorded:
     """Append one movement to the ledger unless ``(source, reference)`` is already there.
 
     ``amount`` is the positive magnitude in minor units; the sign comes from ``kind``.
-    The entry counts in the campaign period containing ``occurred_at``. Flushes, does
-    not commit: the caller's transaction covers the entry and its totals together.
+    The entry counts in the campaign period containing ``occurred_at``, and on its
+    local day in the per-day figures. Flushes, does not commit: the caller's
+    transaction covers the entry and its totals together. ``corrects_entry_id``
+    names the entry a correction reverses.
 
     :return: whether the entry was new, its id, and its period key.
     :raise LedgerError: for a non-positive amount, an empty reference, a currency
@@ -151,6 +169,7 @@ def record_entry(
             "pledge_id": pledge_id,
             "note": note,
             "created_at": utcnow(),
+            "corrects_entry_id": corrects_entry_id,
         },
     ).scalar_one_or_none()
     if inserted is None:
@@ -181,6 +200,19 @@ def record_entry(
             f"this {kind.value} would take the {campaign.slug} total of period {key} beyond"
             f" {TOTAL_LIMIT:,} minor units either way: refused"
         )
+    delta = day_delta(kind, value)
+    session.execute(
+        _daily_upsert(dialect),
+        {
+            "campaign_id": campaign.id,
+            "day": local_day(campaign.timezone, occurred_at),
+            "raised": delta.raised,
+            "payments": delta.payments,
+            "gross": delta.gross,
+            "refunded": delta.refunded,
+            "disputed": delta.disputed,
+        },
+    )
     return Recorded(True, inserted, key)
 
 
@@ -278,3 +310,71 @@ def _rewrite(
         PeriodDonor(campaign_id=campaign_id, period_key=key, donor_key=d) for d in donors
     )
     session.flush()
+
+
+@dataclass(frozen=True, slots=True)
+class DailyDrift:
+    """A per-day row that disagrees with the ledger entries of that local day."""
+
+    campaign_slug: str
+    day: str
+    stored: DayFigures
+    expected: DayFigures
+
+    def describe(self) -> str:
+        """One line for an operator: the day, and what it stores against what the ledger says."""
+        names = ("raised", "payments", "gross", "refunded", "disputed")
+        diffs = ", ".join(
+            f"{name} {have} (ledger says {want})"
+            for name, have, want in zip(names, self.stored, self.expected, strict=True)
+            if have != want
+        )
+        return f"{self.campaign_slug} day {self.day}: {diffs}"
+
+
+def ledger_days(session: Session) -> dict[tuple[int, str], DayFigures]:
+    """Recompute the per-day figures of every campaign from the ledger (streams the rows).
+
+    Days are local dates in each campaign's timezone, which SQLite cannot compute,
+    so the rows are folded here; ``check-totals`` is the only caller.
+    """
+    zones = {cid: tz for cid, tz in session.execute(select(Campaign.id, Campaign.timezone))}
+    rows = session.execute(
+        select(
+            LedgerEntry.campaign_id, LedgerEntry.occurred_at, LedgerEntry.kind, LedgerEntry.amount
+        ).execution_options(yield_per=5000)
+    )
+    acc: dict[tuple[int, str], list[int]] = {}
+    for cid, at, kind, amount in rows:
+        fold_day(acc.setdefault((cid, local_day(zones[cid], at)), [0, 0, 0, 0, 0]), kind, amount)
+    return {ident: (r[0], r[1], r[2], r[3], r[4]) for ident, r in acc.items()}
+
+
+def check_daily_totals(session: Session, *, repair: bool = False) -> list[DailyDrift]:
+    """Compare every per-day row with the ledger; return the days that drifted.
+
+    Call it in the same transaction as :func:`check_totals` (whose lock keeps new
+    entries out on PostgreSQL). With ``repair=True`` drifted rows are rewritten
+    from the ledger. The caller commits.
+    """
+    expected = ledger_days(session)
+    stored = {(row.campaign_id, row.day): row for row in session.scalars(select(DailyTotal))}
+    slugs = {cid: slug for cid, slug in session.execute(select(Campaign.id, Campaign.slug))}
+    drifts: list[DailyDrift] = []
+    for ident in sorted(set(expected) | set(stored)):
+        want = expected.get(ident, (0, 0, 0, 0, 0))
+        row = stored.get(ident)
+        have: DayFigures = (
+            (row.raised, row.payments, row.gross, row.refunded, row.disputed)
+            if row
+            else (0, 0, 0, 0, 0)
+        )
+        if have != want:
+            drifts.append(DailyDrift(slugs.get(ident[0], str(ident[0])), ident[1], have, want))
+            if repair:
+                if row is None:
+                    row = DailyTotal(campaign_id=ident[0], day=ident[1])
+                    session.add(row)
+                row.raised, row.payments, row.gross, row.refunded, row.disputed = want
+    session.flush()
+    return drifts

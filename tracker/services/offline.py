@@ -45,6 +45,7 @@ def add_offline_payment(
     at: datetime | None = None,
     reference: str | None = None,
     pledge_id: int | None = None,
+    address: str | None = None,
 ) -> OfflinePayment:
     """Book a payment received outside Stripe and record who booked it. The caller commits.
 
@@ -53,6 +54,7 @@ def add_offline_payment(
     pledge (of this campaign): it is marked paid, counts under its donor, and the
     reference defaults to ``pledge-<id>``, so booking the same pledge twice books
     nothing (give a ``reference`` per transfer when it was paid in several).
+    ``address`` is the client address when an admin books it over HTTP.
 
     :raise CampaignNotFound: for an unknown slug.
     :raise LedgerError: for a bad amount, an empty or over-long note, a future date,
@@ -125,6 +127,7 @@ def add_offline_payment(
                     "reference": ref,
                     "pledge": pledge.id if pledge is not None else None,
                 },
+                address=address,
             )
         )
         session.flush()

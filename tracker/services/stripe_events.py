@@ -1535,6 +1535,18 @@ def reconcile(
     return report
 
 
+def retry_event(factory: SessionFactory, event_id: str, *, livemode: bool | None) -> InboxStatus:
+    """Apply one stored event again, as ``retry-inbox`` does (the admin's retry button).
+
+    :return: the event's status afterwards (``failed`` again when it raised; the
+        error is kept on the event).
+    """
+    try:
+        return _apply_stored(factory, event_id, livemode=livemode)
+    except ProcessingFailed:
+        return InboxStatus.FAILED
+
+
 def inbox_events(session: Session, statuses: Iterable[InboxStatus]) -> list[StripeEvent]:
     """The inbox rows in ``statuses``, oldest first (for admin pages and tests)."""
     return list(
@@ -1563,6 +1575,7 @@ __all__ = [
     "mark_failed",
     "process_event",
     "reconcile",
+    "retry_event",
     "retry_inbox",
     "store_event",
 ]

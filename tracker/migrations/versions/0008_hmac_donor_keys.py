@@ -1,7 +1,7 @@
 """Donor keys become keyed hashes; the ledger lets an erasure replace them.
 
 Revision ID: 0008
-Revises: 0006
+Revises: 0007
 Create Date: 2026-12-01
 
 Until now the append-only tables (``ledger_entries``, ``period_donors``,
@@ -32,7 +32,7 @@ from alembic import context, op
 from tracker.domain.donors import legacy_donor_key
 
 revision = "0008"
-down_revision = "0006"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 
@@ -50,6 +50,7 @@ _FIXED = (
     "period_key",
     "pledge_id",
     "created_at",
+    "corrects_entry_id",
 )
 
 

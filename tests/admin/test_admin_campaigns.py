@@ -1,0 +1,110 @@
+"""Creating and editing campaigns from the admin, on both databases."""
+
+from __future__ import annotations
+
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from tests import factories
+from tests.admin.conftest import csrf_from, make_admin, sign_in
+from tracker.db import get_database
+from tracker.models import AuditEvent, Campaign, CampaignStatus
+
+FORM = {
+    "title": "Winter drive",
+    "slug": "winter",
+    "currency": "EUR",
+    "tiers": "0,1000,2000",
+    "period": "month",
+    "timezone": "Europe/Paris",
+    "locale": "fr_FR",
+    "status": "draft",
+    "presets": "10,25",
+    "instructions": "IBAN FR76 ...",
+}
+
+
+def _campaign(app: Flask, slug: str) -> Campaign | None:
+    with get_database(app).session() as session:
+        found = session.scalar(select(Campaign).where(Campaign.slug == slug))
+        if found is not None:
+            _ = [t.amount for t in found.tiers]
+        return found
+
+
+def test_create_then_edit_a_campaign(app: Flask, client: FlaskClient) -> None:
+    make_admin(app)
+    sign_in(client)
+    token = csrf_from(client.get("/admin/campaigns/new").text)
+    created = client.post("/admin/campaigns/new", data={**FORM, "csrf_token": token})
+    assert created.status_code == 303 and created.headers["Location"] == "/admin/campaigns/winter"
+    campaign = _campaign(app, "winter")
+    assert campaign is not None and campaign.currency == "EUR"
+    assert [t.amount for t in campaign.tiers] == [0, 100_000, 200_000]
+    assert campaign.preset_amounts == "1000,2500"
+    edit = client.get("/admin/campaigns/winter/edit")
+    assert 'value="0,1000,2000"' in edit.text
+    saved = client.post(
+        "/admin/campaigns/winter/edit",
+        data={**FORM, "slug": "winter-2026", "status": "active", "csrf_token": token},
+    )
+    assert saved.status_code == 303
+    renamed = _campaign(app, "winter-2026")
+    assert renamed is not None and renamed.status is CampaignStatus.ACTIVE
+    # Public now: the slug is fixed.
+    fixed = client.post(
+        "/admin/campaigns/winter-2026/edit",
+        data={**FORM, "slug": "other", "status": "active", "csrf_token": token},
+    )
+    assert fixed.status_code == 400 and "fixed once the campaign is public" in fixed.text
+    with get_database(app).session() as session:
+        actions = session.scalars(select(AuditEvent.action).order_by(AuditEvent.id)).all()
+    # The field-by-field record of update_campaign, then the admin form's own (with address).
+    assert actions[-3:] == ["campaign_created", "campaign_updated", "campaign_edited"]
+
+
+def test_errors_sit_beside_their_fields_and_values_are_kept(
+    app: Flask, client: FlaskClient
+) -> None:
+    make_admin(app)
+    sign_in(client)
+    token = csrf_from(client.get("/admin/campaigns/new").text)
+    bad = client.post(
+        "/admin/campaigns/new",
+        data={
+            **FORM,
+            "slug": "Bad Slug",
+            "timezone": "Mars/Base",
+            "tiers": "0,abc",
+            "csrf_token": token,
+        },
+    )
+    assert bad.status_code == 400
+    for field in ("slug", "timezone", "tiers"):
+        assert f'id="{field}-error"' in bad.text
+    assert 'value="Winter drive"' in bad.text
+    assert _campaign(app, "winter") is None
+
+
+def test_currency_is_fixed_once_money_exists(
+    app: Flask, client: FlaskClient, session: Session
+) -> None:
+    factories.campaign(session)
+    factories.pay(session, "fund", "a", 1_000)
+    make_admin(app)
+    sign_in(client)
+    page = client.get("/admin/campaigns/fund/edit")
+    data = {
+        **FORM,
+        "slug": "fund",
+        "status": "active",
+        "period": "none",
+        "timezone": "UTC",
+        "csrf_token": csrf_from(page.text),
+    }
+    refused = client.post("/admin/campaigns/fund/edit", data=data)
+    assert refused.status_code == 400 and "the campaign has payments" in refused.text
+    campaign = _campaign(app, "fund")
+    assert campaign is not None and campaign.currency == "USD"

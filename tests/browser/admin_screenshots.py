@@ -1,0 +1,102 @@
+"""Screenshots of every admin page: ``python -m tests.browser.admin_screenshots [OUT_DIR]``.
+
+Serves a fresh SQLite database with the demo campaign (seeded) and an empty
+campaign on loopback, signs in in Debian's headless Chromium, and saves each
+page at desktop width and at 390 px to OUT_DIR (default ``/tmp/admin-shots``).
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+import threading
+from pathlib import Path
+
+from playwright.sync_api import sync_playwright
+from werkzeug.serving import make_server
+
+from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS
+from tracker import create_app, migrate
+from tracker.db import Database
+from tracker.models import AdminRole
+from tracker.services.admins import save_admin
+from tracker.services.campaigns import CampaignSpec, create_campaign
+from tracker.services.demo import seed_demo
+
+PASSWORD = "screenshots only 123"
+PAGES = {
+    "login": "/admin/login",
+    "dashboard": "/admin/",
+    "campaign-demo": "/admin/campaigns/demo",
+    "campaign-empty": "/admin/campaigns/empty",
+    "ledger-demo": "/admin/campaigns/demo/ledger",
+    "ledger-empty": "/admin/campaigns/empty/ledger",
+    "offline-demo": "/admin/campaigns/demo/offline",
+    "corrections-demo": "/admin/campaigns/demo/corrections",
+    "pledges-demo": "/admin/campaigns/demo/pledges",
+    "campaign-edit-demo": "/admin/campaigns/demo/edit",
+    "campaign-new": "/admin/campaigns/new",
+    "inbox": "/admin/inbox",
+    "audit": "/admin/audit",
+}
+
+
+def main(out: Path) -> None:
+    """Serve, sign in, and save every page at two widths."""
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        url = f"sqlite:///{tmp}/shots.sqlite3"
+        database = Database(url)
+        migrate.upgrade(database.engine)
+        with database.session() as session:
+            seed_demo(session)
+            create_campaign(
+                session,
+                CampaignSpec(
+                    slug="empty",
+                    title="A campaign with nothing yet",
+                    currency="EUR",
+                    tiers=[0, 100_000],
+                    locale="fr_FR",
+                    period=__import__(
+                        "tracker.domain.periods", fromlist=["PeriodKind"]
+                    ).PeriodKind.MONTH,
+                    timezone="Europe/Paris",
+                ),
+            )
+            save_admin(session, "admin@example.org", PASSWORD, role=AdminRole.OWNER, actor="shots")
+            session.commit()
+        database.dispose()
+        app = create_app({"DATABASE_URL": url, "SECRET_KEY": "s" * 40})
+        server = make_server("127.0.0.1", 0, app, threaded=True)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        base = f"http://127.0.0.1:{server.server_port}"
+        try:
+            with sync_playwright() as playwright:
+                browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+                for width, label in ((1280, "desktop"), (390, "narrow")):
+                    context = browser.new_context(viewport={"width": width, "height": 900})
+                    page = context.new_page()
+                    page.goto(base + "/admin/login")
+                    page.screenshot(path=str(out / f"login-{label}.png"), full_page=True)
+                    page.fill("#email", "admin@example.org")
+                    page.fill("#password", PASSWORD)
+                    page.click("button[type=submit]")
+                    page.wait_for_url(base + "/admin/")
+                    for name, path in PAGES.items():
+                        if name == "login":
+                            continue
+                        response = page.goto(base + path)
+                        status = response.status if response else 0
+                        page.screenshot(path=str(out / f"{name}-{label}.png"), full_page=True)
+                        print(f"{name} {label}: {status}", file=sys.stderr)
+                    context.close()
+                browser.close()
+        finally:
+            server.shutdown()
+            server.server_close()
+            app.extensions["tracker.db"].dispose()
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]) if len(sys.argv) > 1 else Path("/tmp/admin-shots"))

@@ -1,0 +1,122 @@
+"""The admin's forms. Flask-WTF puts a CSRF token in each (checked again for every POST)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask_wtf import FlaskForm
+from wtforms import (
+    BooleanField,
+    DateField,
+    EmailField,
+    HiddenField,
+    PasswordField,
+    RadioField,
+    StringField,
+    TextAreaField,
+)
+from wtforms.fields import SelectChoice  # type: ignore[attr-defined]  # new in WTForms 3.3
+from wtforms.validators import InputRequired, Length, Optional, Regexp
+
+
+def _strip(value: Any) -> Any:
+    return value.strip() if isinstance(value, str) else value
+
+
+class LoginForm(FlaskForm):
+    """Sign-in: ``email`` and ``password``."""
+
+    email = EmailField("E-mail", validators=[InputRequired(), Length(max=320)], filters=[_strip])
+    password = PasswordField("Password", validators=[InputRequired(), Length(max=1024)])
+
+
+class ActionForm(FlaskForm):
+    """A form that is nothing but its CSRF token: sign out, retry, confirm."""
+
+
+_TOKEN = r"[A-Za-z0-9_-]{16,64}"
+
+
+class OfflineForm(FlaskForm):
+    """Money received outside Stripe: amount in the campaign's locale, date, donor, note.
+
+    ``token`` is minted when the confirmation step is shown; booking uses it as
+    the entry's reference, so a double submit books once.
+    """
+
+    amount = StringField("Amount", validators=[InputRequired(), Length(max=40)], filters=[_strip])
+    received_on = DateField("Received on", validators=[InputRequired()])
+    donor = StringField("Donor (optional)", validators=[Length(max=200)], filters=[_strip])
+    note = TextAreaField("Note", validators=[InputRequired(), Length(max=500)], filters=[_strip])
+    token = HiddenField(validators=[Optional(), Regexp(_TOKEN)])
+
+
+class AdjustmentForm(FlaskForm):
+    """A manual adjustment up or down, with its reason."""
+
+    direction = RadioField(
+        "Direction",
+        choices=[SelectChoice("up", "Add (+)"), SelectChoice("down", "Subtract (−)")],
+        validators=[InputRequired()],
+    )
+    amount = StringField("Amount", validators=[InputRequired(), Length(max=40)], filters=[_strip])
+    reason = TextAreaField(
+        "Reason", validators=[InputRequired(), Length(max=500)], filters=[_strip]
+    )
+    token = HiddenField(validators=[InputRequired(), Regexp(_TOKEN)])
+
+
+class ReversalForm(FlaskForm):
+    """The reason for reversing one manual entry."""
+
+    reason = TextAreaField(
+        "Reason", validators=[InputRequired(), Length(max=500)], filters=[_strip]
+    )
+
+
+class CampaignForm(FlaskForm):
+    """Create or edit a campaign; each value is checked by the same code as the CLI."""
+
+    title = StringField("Title", validators=[InputRequired(), Length(max=200)], filters=[_strip])
+    slug = StringField("Slug", validators=[InputRequired(), Length(max=64)], filters=[_strip])
+    currency = StringField(
+        "Currency (ISO 4217)", validators=[InputRequired(), Length(max=3)], filters=[_strip]
+    )
+    tiers = StringField(
+        "Tiers (major units, comma-separated)",
+        validators=[InputRequired(), Length(max=400)],
+        filters=[_strip],
+    )
+    period = RadioField(
+        "Period",
+        choices=[
+            SelectChoice("none", "None"),
+            SelectChoice("month", "Monthly"),
+            SelectChoice("week", "Weekly"),
+        ],
+        default="none",
+    )
+    timezone = StringField(
+        "Timezone (IANA)", validators=[InputRequired(), Length(max=64)], default="UTC"
+    )
+    locale = StringField("Locale", validators=[InputRequired(), Length(max=32)], default="en_US")
+    show_cents = BooleanField("Show cents")
+    status = RadioField(
+        "Status",
+        choices=[
+            SelectChoice("draft", "Draft"),
+            SelectChoice("active", "Active"),
+            SelectChoice("closed", "Closed"),
+        ],
+        default="draft",
+    )
+    starts_on = DateField("Starts on (optional)", validators=[Optional()])
+    ends_on = DateField("Ends on (optional)", validators=[Optional()])
+    presets = StringField(
+        "Suggested amounts (major units, comma-separated; empty: from the tiers)",
+        validators=[Length(max=200)],
+        filters=[_strip],
+    )
+    instructions = TextAreaField(
+        "Offline payment instructions", validators=[Length(max=5000)], filters=[_strip]
+    )
