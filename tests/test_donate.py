@@ -31,6 +31,7 @@ from tracker.models import (
     Campaign,
     CampaignStatus,
     LedgerEntry,
+    OutboxMessage,
     PeriodTotal,
     Pledge,
     PledgeFrequency,
@@ -477,6 +478,21 @@ def test_offline_pledgers_are_told_what_happens_and_promised_no_email(
     thanks = client.get(submit(client).headers["Location"]).text
     assert "IBAN DE00 1234 5678" in thanks
     assert "These instructions are not sent by e-mail" in thanks
+
+
+def test_with_smtp_offline_pledgers_are_told_the_instructions_are_mailed(
+    new_app: Callable[..., Flask], database: Database, fund: Campaign
+) -> None:
+    # The outbox queues the instructions; with SMTP configured the pages say so.
+    client = new_app(SMTP_URL="smtp://127.0.0.1:2525", MAIL_FROM="t@example.org").test_client()
+    form = client.get("/donate/fund").text
+    assert "We also e-mail you how to pay" in form
+    assert "No e-mail is sent automatically" not in form
+    thanks = client.get(submit(client).headers["Location"]).text
+    assert "An e-mail confirms your pledge" in thanks
+    with database.session() as session:
+        kinds = session.scalars(select(OutboxMessage.kind)).all()
+    assert kinds == ["donor"]
 
 
 # --- Checkout ----------------------------------------------------------------

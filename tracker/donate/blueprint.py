@@ -56,6 +56,14 @@ from tracker.services.progress import campaign_progress
 
 bp = Blueprint("donate", __name__, url_prefix="/donate")
 
+
+@bp.context_processor
+def _mail_settings() -> dict[str, bool]:
+    # The outbox always records an offline pledger's instructions; they leave by
+    # mail only where SMTP is configured, and the pages promise no more than that.
+    return {"mails_instructions": bool(current_app.config.get("SMTP_URL"))}
+
+
 # The thanks page reloads itself this many times while the webhook is on its way.
 REFRESHES = 6
 REFRESH_SECONDS = 3
