@@ -12,7 +12,7 @@ import tempfile
 import threading
 from pathlib import Path
 
-from playwright.sync_api import sync_playwright
+from playwright.sync_api import Page, sync_playwright
 from werkzeug.serving import make_server
 
 from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS
@@ -38,6 +38,7 @@ PAGES = {
     "campaign-new": "/admin/campaigns/new",
     "inbox": "/admin/inbox",
     "audit": "/admin/audit",
+    "erase": "/admin/privacy/erase",
 }
 
 
@@ -90,12 +91,26 @@ def main(out: Path) -> None:
                         status = response.status if response else 0
                         page.screenshot(path=str(out / f"{name}-{label}.png"), full_page=True)
                         print(f"{name} {label}: {status}", file=sys.stderr)
+                    _erasure(page, out, label)
                     context.close()
                 browser.close()
         finally:
             server.shutdown()
             server.server_close()
             app.extensions["tracker.db"].dispose()
+
+
+def _erasure(page: Page, out: Path, label: str) -> None:
+    """The erasure form's error, its confirmation step and its report."""
+    page.goto(page.url.split("/admin/")[0] + "/admin/privacy/erase")
+    page.fill("#email", "not an address")
+    page.click("main button[type=submit]")
+    page.screenshot(path=str(out / f"erase-error-{label}.png"), full_page=True)
+    page.fill("#email", f"donor-{label}@example.org")
+    page.click("main button[type=submit]")
+    page.screenshot(path=str(out / f"erase-confirm-{label}.png"), full_page=True)
+    page.click("main button[type=submit]")
+    page.screenshot(path=str(out / f"erase-done-{label}.png"), full_page=True)
 
 
 if __name__ == "__main__":

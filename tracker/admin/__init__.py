@@ -19,6 +19,7 @@ def init_app(app: Flask) -> None:
         auth,
         campaign_forms,
         pages,
+        privacy,
         records,
     )
 

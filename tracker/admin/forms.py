@@ -120,3 +120,13 @@ class CampaignForm(FlaskForm):
     instructions = TextAreaField(
         "Offline payment instructions", validators=[Length(max=5000)], filters=[_strip]
     )
+
+
+class ErasureForm(FlaskForm):
+    """The donor to erase: their e-mail address (sent twice: to confirm, then to erase)."""
+
+    email = EmailField(
+        "Donor's e-mail address",
+        validators=[InputRequired(), Length(max=320), Regexp(r"^[^@\s]+@[^@\s]+$")],
+        filters=[_strip],
+    )
