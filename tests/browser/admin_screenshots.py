@@ -13,12 +13,14 @@ import threading
 from pathlib import Path
 
 from playwright.sync_api import Page, sync_playwright
+from sqlalchemy.orm import Session
 from werkzeug.serving import make_server
 
 from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS
 from tracker import create_app, migrate
 from tracker.db import Database
-from tracker.models import AdminRole
+from tracker.models import AdminRole, OutboxMessage, OutboxStatus
+from tracker.notify.outbox import Outgoing, Recipients, enqueue
 from tracker.services.admins import save_admin
 from tracker.services.campaigns import CampaignSpec, create_campaign
 from tracker.services.demo import seed_demo
@@ -39,6 +41,10 @@ PAGES = {
     "inbox": "/admin/inbox",
     "audit": "/admin/audit",
     "erase": "/admin/privacy/erase",
+    "outbox": "/admin/outbox",
+    "outbox-failed": "/admin/outbox?status=failed",
+    "outbox-message": "/admin/outbox/1",
+    "outbox-empty": "/admin/outbox?status=canceled",
 }
 
 
@@ -66,6 +72,7 @@ def main(out: Path) -> None:
                 ),
             )
             save_admin(session, "admin@example.org", PASSWORD, role=AdminRole.OWNER, actor="shots")
+            _outbox(session)
             session.commit()
         database.dispose()
         app = create_app({"DATABASE_URL": url, "SECRET_KEY": "s" * 40})
@@ -98,6 +105,23 @@ def main(out: Path) -> None:
             server.shutdown()
             server.server_close()
             app.extensions["tracker.db"].dispose()
+
+
+def _outbox(session: Session) -> None:
+    """Two messages: one failed for good (with its error), one waiting."""
+    message = Outgoing(
+        key="shots:1",
+        kind="milestone",
+        subject="Demo campaign reached its first tier",
+        text="Hello,\n\nThe demo campaign reached $500.00 today.\n\n<b>not bold</b> & co.",
+        html=None,
+        chat_text="The demo campaign reached $500.00",
+    )
+    recipients = Recipients(emails=("team@example.org",), chat_url="https://hooks.example.net/x/y")
+    enqueue(session, message, recipients, campaign_id=None)
+    failed = session.get_one(OutboxMessage, 1)
+    failed.status, failed.attempts = OutboxStatus.FAILED, 5
+    failed.last_error = "550 5.1.1 <team@example.org>: Recipient address rejected"
 
 
 def _erasure(page: Page, out: Path, label: str) -> None:

@@ -18,6 +18,7 @@ def init_app(app: Flask) -> None:
         actions,
         auth,
         campaign_forms,
+        outbox,
         pages,
         privacy,
         records,

@@ -25,6 +25,8 @@ from tracker.models import (
     DailyTotal,
     InboxStatus,
     LedgerEntry,
+    OutboxMessage,
+    OutboxStatus,
     PeriodTotal,
     Pledge,
     PledgeFrequency,
@@ -117,6 +119,12 @@ def inbox_flags(session: Session, *, now: datetime | None = None) -> InboxFlags:
         )
     )
     return InboxFlags(int(failed or 0), int(deferred or 0))
+
+
+def failed_outbox(session: Session) -> int:
+    """Outgoing messages that failed for good (each needs a person, or a resend)."""
+    query = select(func.count()).where(OutboxMessage.status == OutboxStatus.FAILED)
+    return int(session.scalar(query) or 0)
 
 
 def dashboard(session: Session, *, now: datetime | None = None) -> list[CampaignRow]:
