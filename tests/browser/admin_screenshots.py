@@ -19,7 +19,14 @@ from werkzeug.serving import make_server
 from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS
 from tracker import create_app, migrate
 from tracker.db import Database
-from tracker.models import AdminRole, OutboxMessage, OutboxStatus
+from tracker.models import (
+    AdminRole,
+    InboxStatus,
+    OutboxMessage,
+    OutboxStatus,
+    StripeEvent,
+    utcnow,
+)
 from tracker.notify.outbox import Outgoing, Recipients, enqueue
 from tracker.services.admins import save_admin
 from tracker.services.campaigns import CampaignSpec, create_campaign
@@ -45,6 +52,8 @@ PAGES = {
     "outbox-failed": "/admin/outbox?status=failed",
     "outbox-message": "/admin/outbox/1",
     "outbox-empty": "/admin/outbox?status=canceled",
+    "inbox-dead": "/admin/inbox?status=dead",
+    "inbox-event-dead": "/admin/inbox/evt_dead_shot",
 }
 
 
@@ -122,6 +131,18 @@ def _outbox(session: Session) -> None:
     failed = session.get_one(OutboxMessage, 1)
     failed.status, failed.attempts = OutboxStatus.FAILED, 5
     failed.last_error = "550 5.1.1 <team@example.org>: Recipient address rejected"
+    session.add(
+        StripeEvent(
+            id="evt_dead_shot",
+            type="checkout.session.completed",
+            livemode=False,
+            api_created_at=utcnow(),
+            payload='{"id": "evt_dead_shot", "type": "checkout.session.completed"}',
+            status=InboxStatus.DEAD,
+            attempts=8,
+            last_error="EventError: a paid Checkout Session without its PaymentIntent",
+        )
+    )
 
 
 def _erasure(page: Page, out: Path, label: str) -> None:

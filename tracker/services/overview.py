@@ -80,6 +80,7 @@ class InboxFlags:
 
     failed: int
     long_deferred: int
+    dead: int = 0
 
 
 def _fmt(campaign: Campaign, minor: int) -> Money:
@@ -109,7 +110,7 @@ def _day_sum(session: Session, campaign: Campaign, period: Period) -> int:
 
 
 def inbox_flags(session: Session, *, now: datetime | None = None) -> InboxFlags:
-    """Failed events, and deferred ones waiting longer than a day."""
+    """Failed events, deferred ones waiting longer than a day, and dead ones (given up)."""
     instant = now or utcnow()
     failed = session.scalar(select(func.count()).where(StripeEvent.status == InboxStatus.FAILED))
     deferred = session.scalar(
@@ -118,7 +119,8 @@ def inbox_flags(session: Session, *, now: datetime | None = None) -> InboxFlags:
             StripeEvent.received_at < instant - LONG_DEFERRED,
         )
     )
-    return InboxFlags(int(failed or 0), int(deferred or 0))
+    dead = session.scalar(select(func.count()).where(StripeEvent.status == InboxStatus.DEAD))
+    return InboxFlags(int(failed or 0), int(deferred or 0), int(dead or 0))
 
 
 def failed_outbox(session: Session) -> int:
