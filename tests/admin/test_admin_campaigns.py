@@ -108,3 +108,43 @@ def test_currency_is_fixed_once_money_exists(
     assert refused.status_code == 400 and "the campaign has payments" in refused.text
     campaign = _campaign(app, "fund")
     assert campaign is not None and campaign.currency == "USD"
+
+
+def test_the_call_to_action_is_set_checked_and_cleared(app: Flask, client: FlaskClient) -> None:
+    make_admin(app)
+    sign_in(client)
+    token = csrf_from(client.get("/admin/campaigns/new").text)
+    cta = "Chip in <b>now</b> & share"
+    created = client.post("/admin/campaigns/new", data={**FORM, "cta": cta, "csrf_token": token})
+    assert created.status_code == 303
+    campaign = _campaign(app, "winter")
+    assert campaign is not None and campaign.cta == cta
+    edit = client.get("/admin/campaigns/winter/edit")
+    assert 'value="Chip in &lt;b&gt;now&lt;/b&gt; &amp; share"' in edit.text
+    url = "/admin/campaigns/winter/edit"
+    for bad, message in (("x" * 121, "at most 120 characters"), ("two\nlines", "one line")):
+        refused = client.post(
+            url, data={**FORM, "title": "Changed", "cta": bad, "csrf_token": token}
+        )
+        assert refused.status_code == 400 and message in refused.text
+        assert 'id="cta-error"' in refused.text
+        unchanged = _campaign(app, "winter")
+        assert unchanged is not None and unchanged.cta == cta and unchanged.title == FORM["title"]
+    saved = client.post(url, data={**FORM, "cta": "  Give today  ", "csrf_token": token})
+    assert saved.status_code == 303
+    assert getattr(_campaign(app, "winter"), "cta", None) == "Give today"
+    assert client.post(url, data={**FORM, "cta": "", "csrf_token": token}).status_code == 303
+    assert getattr(_campaign(app, "winter"), "cta", "") is None
+    with get_database(app).session() as session:
+        changes = [
+            a.details["changes"]["cta"]
+            for a in session.scalars(
+                select(AuditEvent).where(AuditEvent.action == "campaign_updated")
+            )
+            if "cta" in a.details.get("changes", {})
+        ]
+    assert changes == [
+        {"from": None, "to": cta},
+        {"from": cta, "to": "Give today"},
+        {"from": "Give today", "to": None},
+    ]

@@ -12,13 +12,22 @@ import tempfile
 import threading
 from pathlib import Path
 
-from playwright.sync_api import sync_playwright
+from playwright.sync_api import Page, sync_playwright
+from sqlalchemy.orm import Session
 from werkzeug.serving import make_server
 
 from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS
 from tracker import create_app, migrate
 from tracker.db import Database
-from tracker.models import AdminRole
+from tracker.models import (
+    AdminRole,
+    InboxStatus,
+    OutboxMessage,
+    OutboxStatus,
+    StripeEvent,
+    utcnow,
+)
+from tracker.notify.outbox import Outgoing, Recipients, enqueue
 from tracker.services.admins import save_admin
 from tracker.services.campaigns import CampaignSpec, create_campaign
 from tracker.services.demo import seed_demo
@@ -38,6 +47,13 @@ PAGES = {
     "campaign-new": "/admin/campaigns/new",
     "inbox": "/admin/inbox",
     "audit": "/admin/audit",
+    "erase": "/admin/privacy/erase",
+    "outbox": "/admin/outbox",
+    "outbox-failed": "/admin/outbox?status=failed",
+    "outbox-message": "/admin/outbox/1",
+    "outbox-empty": "/admin/outbox?status=canceled",
+    "inbox-dead": "/admin/inbox?status=dead",
+    "inbox-event-dead": "/admin/inbox/evt_dead_shot",
 }
 
 
@@ -65,6 +81,7 @@ def main(out: Path) -> None:
                 ),
             )
             save_admin(session, "admin@example.org", PASSWORD, role=AdminRole.OWNER, actor="shots")
+            _outbox(session)
             session.commit()
         database.dispose()
         app = create_app({"DATABASE_URL": url, "SECRET_KEY": "s" * 40})
@@ -90,12 +107,55 @@ def main(out: Path) -> None:
                         status = response.status if response else 0
                         page.screenshot(path=str(out / f"{name}-{label}.png"), full_page=True)
                         print(f"{name} {label}: {status}", file=sys.stderr)
+                    _erasure(page, out, label)
                     context.close()
                 browser.close()
         finally:
             server.shutdown()
             server.server_close()
             app.extensions["tracker.db"].dispose()
+
+
+def _outbox(session: Session) -> None:
+    """Two messages: one failed for good (with its error), one waiting."""
+    message = Outgoing(
+        key="shots:1",
+        kind="milestone",
+        subject="Demo campaign reached its first tier",
+        text="Hello,\n\nThe demo campaign reached $500.00 today.\n\n<b>not bold</b> & co.",
+        html=None,
+        chat_text="The demo campaign reached $500.00",
+    )
+    recipients = Recipients(emails=("team@example.org",), chat_url="https://hooks.example.net/x/y")
+    enqueue(session, message, recipients, campaign_id=None)
+    failed = session.get_one(OutboxMessage, 1)
+    failed.status, failed.attempts = OutboxStatus.FAILED, 5
+    failed.last_error = "550 5.1.1 <team@example.org>: Recipient address rejected"
+    session.add(
+        StripeEvent(
+            id="evt_dead_shot",
+            type="checkout.session.completed",
+            livemode=False,
+            api_created_at=utcnow(),
+            payload='{"id": "evt_dead_shot", "type": "checkout.session.completed"}',
+            status=InboxStatus.DEAD,
+            attempts=8,
+            last_error="EventError: a paid Checkout Session without its PaymentIntent",
+        )
+    )
+
+
+def _erasure(page: Page, out: Path, label: str) -> None:
+    """The erasure form's error, its confirmation step and its report."""
+    page.goto(page.url.split("/admin/")[0] + "/admin/privacy/erase")
+    page.fill("#email", "not an address")
+    page.click("main button[type=submit]")
+    page.screenshot(path=str(out / f"erase-error-{label}.png"), full_page=True)
+    page.fill("#email", f"donor-{label}@example.org")
+    page.click("main button[type=submit]")
+    page.screenshot(path=str(out / f"erase-confirm-{label}.png"), full_page=True)
+    page.click("main button[type=submit]")
+    page.screenshot(path=str(out / f"erase-done-{label}.png"), full_page=True)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,9 @@ def init_app(app: Flask) -> None:
         actions,
         auth,
         campaign_forms,
+        outbox,
         pages,
+        privacy,
         records,
     )
 

@@ -111,7 +111,9 @@ def offline_confirm(slug: str) -> BaseResponse | tuple[str, int]:
     campaign = _campaign(slug)
     form = OfflineForm()
     checked = _offline_checked(form, campaign)
-    if checked is None or not form.token.data:
+    if checked is not None and not form.token.data:
+        _error(form.token, "missing")
+    if checked is None or form.token.errors:
         return render_template("admin/offline.html", campaign=campaign, form=form), 400
     minor, when = checked
     db = get_session()

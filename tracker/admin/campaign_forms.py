@@ -22,6 +22,7 @@ from tracker.services.campaigns import (
     CampaignNotFound,
     get_campaign,
     parse_tiers,
+    validate_cta,
     validate_slug,
 )
 
@@ -55,6 +56,11 @@ def _parsed(form: CampaignForm) -> CampaignInput | None:
             tiers = parse_tiers(form.tiers.data or "", values["currency"])
         except _ERRORS as exc:
             _fail(form, "tiers", str(exc))
+    cta = None
+    try:
+        cta = validate_cta(form.cta.data)
+    except _ERRORS as exc:
+        _fail(form, "cta", str(exc))
     if form.starts_on.data and form.ends_on.data and form.ends_on.data <= form.starts_on.data:
         _fail(form, "ends_on", "The end must come after the start.")
     if any(f.errors for f in form):
@@ -73,6 +79,7 @@ def _parsed(form: CampaignForm) -> CampaignInput | None:
         ends_on=form.ends_on.data,
         presets=form.presets.data or "",
         instructions=form.instructions.data or "",
+        cta=cta,
     )
 
 
@@ -101,6 +108,7 @@ def _prefill(form: CampaignForm, campaign: Campaign) -> None:
     presets = [int(p) for p in campaign.preset_amounts.split(",") if p]
     form.presets.data = ",".join(major(p) for p in presets)
     form.instructions.data = campaign.payment_instructions or ""
+    form.cta.data = campaign.cta or ""
 
 
 @bp.route("/campaigns/new", methods=["GET", "POST"])

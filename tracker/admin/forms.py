@@ -120,3 +120,20 @@ class CampaignForm(FlaskForm):
     instructions = TextAreaField(
         "Offline payment instructions", validators=[Length(max=5000)], filters=[_strip]
     )
+    # Checked by the campaign service's validate_cta (its 120 characters, one line);
+    # the bound here only keeps a stranger's megabyte out of the checks.
+    cta = StringField(
+        "Call to action (optional, one line; the embed builder suggests it)",
+        validators=[Length(max=1000)],
+        filters=[_strip],
+    )
+
+
+class ErasureForm(FlaskForm):
+    """The donor to erase: their e-mail address (sent twice: to confirm, then to erase)."""
+
+    email = EmailField(
+        "Donor's e-mail address",
+        validators=[InputRequired(), Length(max=320), Regexp(r"^[^@\s]+@[^@\s]+$")],
+        filters=[_strip],
+    )

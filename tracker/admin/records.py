@@ -19,6 +19,7 @@ from tracker.admin.blueprint import bp
 from tracker.db import get_database, get_session
 from tracker.domain.ledger import LedgerError
 from tracker.domain.money import format_money
+from tracker.gateway.client import NotConfigured, StripeGateway
 from tracker.models import (
     Campaign,
     InboxStatus,
@@ -208,51 +209,58 @@ def _livemode() -> bool | None:
     return configured_livemode()
 
 
-@bp.post("/inbox/<event_id>/retry")
-def inbox_retry(event_id: str) -> BaseResponse:
-    """Apply one event again through the inbox service.
+def _gateway() -> StripeGateway | None:
+    from tracker.gateway import get_gateway
 
-    :raise 404: for an unknown event.
-    """
-    from tracker.services.stripe_events import retry_event
+    try:
+        return get_gateway()
+    except NotConfigured:
+        return None  # deferred events then wait for their payment's own event
+
+
+def _retry(event_ids: list[str] | None) -> str:
+    """``retry-inbox`` (``--event`` for ``event_ids``), audited; its one-line report."""
+    from tracker.services.stripe_events import RetryPolicy, retry_inbox
 
     db = get_session()
-    if db.get(StripeEvent, event_id) is None:
-        abort(404, "no such event")
     db.rollback()  # the retry runs in its own transactions
-    status = retry_event(get_database(current_app).session, event_id, livemode=_livemode())
+    report = retry_inbox(
+        get_database(current_app).session,
+        livemode=_livemode(),
+        gateway=_gateway(),
+        policy=RetryPolicy.from_config(current_app.config),
+        event_ids=event_ids,
+    )
+    details: dict[str, object] = {"report": report.describe()}
+    if event_ids:
+        details["event"] = event_ids[0]
+        event = db.get(StripeEvent, event_ids[0])
+        details["status"] = event.status.value if event else "gone"
     audit(
         db,
         actor=current_user.actor,
         action="inbox_retry",
-        details={"event": event_id, "status": status.value},
+        details=details,
         address=request.remote_addr,
     )
     db.commit()
-    flash(f"Event {event_id}: {status.value}.", "notice")
+    return str(details.get("status") or report.describe())
+
+
+@bp.post("/inbox/<event_id>/retry")
+def inbox_retry(event_id: str) -> BaseResponse:
+    """Apply one event again now, as ``tracker retry-inbox --event ID`` (a dead one too).
+
+    :raise 404: for an unknown event.
+    """
+    if get_session().get(StripeEvent, event_id) is None:
+        abort(404, "no such event")
+    flash(f"Event {event_id}: {_retry([event_id])}.", "notice")
     return redirect(url_for("admin.inbox_event", event_id=event_id), 303)
 
 
 @bp.post("/inbox/retry")
 def inbox_retry_all() -> BaseResponse:
     """Apply again every event left received, failed or deferred (as ``retry-inbox``)."""
-    from tracker.gateway import get_gateway
-    from tracker.gateway.client import NotConfigured
-    from tracker.services.stripe_events import retry_inbox
-
-    try:
-        gateway = get_gateway()
-    except NotConfigured:
-        gateway = None
-    report = retry_inbox(get_database(current_app).session, livemode=_livemode(), gateway=gateway)
-    db = get_session()
-    audit(
-        db,
-        actor=current_user.actor,
-        action="inbox_retry",
-        details={"report": report.describe()},
-        address=request.remote_addr,
-    )
-    db.commit()
-    flash(f"Retried: {report.describe()}.", "notice")
+    flash(f"Retried: {_retry(None)}.", "notice")
     return redirect(url_for("admin.inbox"), 303)

@@ -47,6 +47,7 @@ class CampaignInput:
     ends_on: date | None
     presets: str
     instructions: str
+    cta: str | None = None
 
 
 def _instant(day: date | None, zone: str) -> datetime | None:
@@ -79,6 +80,9 @@ def create_from_admin(
     set_donate_settings(
         session, campaign.slug, presets=data.presets, instructions=data.instructions
     )
+    if data.cta:
+        # The campaign service's own check and column setting (audited as an update).
+        update_campaign(session, campaign.slug, {"cta": data.cta}, actor)
     audit(
         session,
         actor=actor,
@@ -129,6 +133,7 @@ def edit_from_admin(
             "show_cents": data.show_cents,
             "starts_at": _instant(data.starts_on, data.timezone),
             "ends_at": _instant(data.ends_on, data.timezone),
+            "cta": data.cta,
         },
         actor,
     )

@@ -25,6 +25,8 @@ from tracker.models import (
     DailyTotal,
     InboxStatus,
     LedgerEntry,
+    OutboxMessage,
+    OutboxStatus,
     PeriodTotal,
     Pledge,
     PledgeFrequency,
@@ -78,6 +80,7 @@ class InboxFlags:
 
     failed: int
     long_deferred: int
+    dead: int = 0
 
 
 def _fmt(campaign: Campaign, minor: int) -> Money:
@@ -107,7 +110,7 @@ def _day_sum(session: Session, campaign: Campaign, period: Period) -> int:
 
 
 def inbox_flags(session: Session, *, now: datetime | None = None) -> InboxFlags:
-    """Failed events, and deferred ones waiting longer than a day."""
+    """Failed events, deferred ones waiting longer than a day, and dead ones (given up)."""
     instant = now or utcnow()
     failed = session.scalar(select(func.count()).where(StripeEvent.status == InboxStatus.FAILED))
     deferred = session.scalar(
@@ -116,7 +119,14 @@ def inbox_flags(session: Session, *, now: datetime | None = None) -> InboxFlags:
             StripeEvent.received_at < instant - LONG_DEFERRED,
         )
     )
-    return InboxFlags(int(failed or 0), int(deferred or 0))
+    dead = session.scalar(select(func.count()).where(StripeEvent.status == InboxStatus.DEAD))
+    return InboxFlags(int(failed or 0), int(deferred or 0), int(dead or 0))
+
+
+def failed_outbox(session: Session) -> int:
+    """Outgoing messages that failed for good (each needs a person, or a resend)."""
+    query = select(func.count()).where(OutboxMessage.status == OutboxStatus.FAILED)
+    return int(session.scalar(query) or 0)
 
 
 def dashboard(session: Session, *, now: datetime | None = None) -> list[CampaignRow]:
