@@ -10,8 +10,9 @@ no problem) and ``bench/cluster.py`` (which prints the figures). The order:
    nginx, with the faults fired at moments drawn from the seed once a quarter
    of the sends are out (the sends before the first fault give the fault-free
    rate and latency of two hosts);
-4. the checks: the widget through nginx shows the final totals within 5 s,
-   one ``retry-inbox``, nothing left received or failed, every total exactly
+4. the checks: one ``retry-inbox`` (an event deferred behind its payment
+   waits for it), then the widget through nginx shows the final totals within
+   5 s, nothing left received or failed, every total exactly
    the client's own sum, ``check-totals`` clean, and (with the scheduler) one
    milestone message per tier crossed.
 """
@@ -236,7 +237,14 @@ def _storm(
             on_progress=faults.on_progress,
         )
         faults.join()
-        widget_seconds, problems = _widget(front, storm, report.finished)
+        # An event that overtook its payment may still wait in the inbox (deferred)
+        # until the next retry-inbox: that is the documented delay
+        # (docs/reliability.md). So the one retry-inbox runs first, and the widget
+        # must then show the final totals within 5 s of it.
+        say(f"inbox after the storm: {infra.inbox()}")
+        say("retry-inbox: " + infra.cli("retry-inbox").replace("\n", " | "))
+        settled = time.monotonic()
+        widget_seconds, problems = _widget(front, storm, settled)
         outcome.widget_seconds = widget_seconds
         outcome.problems += problems
         first_fault = faults.first_fault_time()
@@ -253,13 +261,11 @@ def _storm(
         say("faults (t = seconds since the storm began):")
         for record in faults.records:
             say("  " + record.describe())
-        say(f"widget through nginx: final totals {widget_seconds:.2f} s after the last ack")
+        say(f"widget through nginx: final totals {widget_seconds:.2f} s after retry-inbox")
         outcome.problems += [f"fault failed: {e}" for e in faults.errors]
         outcome.problems += [f"fault never fired: {name}" for name in faults.unfired()]
         if report.given_up:
             outcome.problems.append(f"{report.given_up} deliveries never got a 2xx")
-        say(f"inbox after the storm: {infra.inbox()}")
-        say("retry-inbox: " + infra.cli("retry-inbox").replace("\n", " | "))
         inbox = infra.inbox()
         say(f"inbox after one retry-inbox: {inbox}")
         for status in ("received", "failed", "deferred"):
