@@ -37,8 +37,11 @@ def test_an_owner_erases_a_donor_after_confirming_and_no_figure_moves(
     assert page.status_code == 200 and f'href="{URL}"' in client.get("/admin/").text
     token = csrf_from(page.text)
 
-    refused = client.post(URL, data={"email": "no address", "csrf_token": token})
-    assert refused.status_code == 400 and "such as ada@example.org" in refused.text
+    for bad in ("no address", "a\x00@example.org"):
+        refused = client.post(URL, data={"email": bad, "csrf_token": token})
+        assert refused.status_code == 400 and "such as ada@example.org" in refused.text
+        refused = client.post(f"{URL}/confirm", data={"email": bad, "csrf_token": token})
+        assert refused.status_code == 400 and "such as ada@example.org" in refused.text
     confirm = client.post(URL, data={"email": f"  {EMAIL.upper()} ", "csrf_token": token})
     assert confirm.status_code == 200 and "cannot be undone" in confirm.text
     assert _leaks(session, PERSONAL), "the confirmation step erases nothing"

@@ -115,6 +115,8 @@ def _check(response: Any, before: dict[str, Any], after: dict[str, Any]) -> bool
 )
 @example(slug="fund", step="offline/confirm", fields={"amount": "1e30"})
 @example(slug="fund", step="offline/confirm", fields={"token": "d" * 16})  # books
+@example(slug="fund", step="offline/confirm", fields={"token": "e" * 16, "donor": "a\x00"})
+@example(slug="fund", step="offline", fields={"note": "\x00"})  # a 500 on PostgreSQL
 @example(
     slug="yen",
     step="offline/confirm",
@@ -157,6 +159,7 @@ def test_fuzzed_offline_money_is_refused_with_a_message_or_booked_once(
 )
 @example(slug="fund", fields={"direction": "down", "amount": "1e30", "token": "b" * 16})
 @example(slug="yen", fields={})  # books
+@example(slug="yen", fields={"reason": "typo\x00", "token": "f" * 16})
 @FUZZ
 def test_fuzzed_adjustments_are_refused_with_a_message_or_booked_once(
     owner: tuple[FlaskClient, str], database: Database, slug: str, fields: dict[str, str]
@@ -200,6 +203,11 @@ _CAMPAIGN_FIELDS = {
 )
 @example(edit=True, fields={"cta": "x" * 121})
 @example(edit=False, fields={"slug": "spring"})  # creates
+@example(edit=False, fields={"slug": "nul", "title": "a\x00b"})  # was a 500 on PostgreSQL
+@example(edit=True, fields={"instructions": "a\x00b"})
+@example(edit=True, fields={"presets": "\x00"})
+@example(edit=False, fields={"slug": "tz", "timezone": "Europe/\x00"})
+@example(edit=False, fields={"slug": "loc", "locale": "en\x00"})
 @example(edit=False, fields={"tiers": "0," + "9" * 30})
 @FUZZ
 def test_fuzzed_campaign_forms_are_refused_with_a_message_or_saved(

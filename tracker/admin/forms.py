@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from flask_wtf import FlaskForm
@@ -23,21 +25,39 @@ def _strip(value: Any) -> Any:
     return value.strip() if isinstance(value, str) else value
 
 
-class LoginForm(FlaskForm):
+# C0 controls but tab, newline and carriage return: PostgreSQL refuses NUL in any
+# text, and no admin value needs the others.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+class AdminForm(FlaskForm):
+    """Every admin form: a value with control characters is refused beside its field."""
+
+    def validate(self, extra_validators: Mapping[str, Sequence[Any]] | None = None) -> bool:
+        """The fields' own checks, then no control characters in any text value."""
+        valid = super().validate(extra_validators)
+        for field in self:
+            if isinstance(field.data, str) and _CONTROL.search(field.data):
+                field.errors = [*field.errors, "Control characters are not allowed here."]
+                valid = False
+        return bool(valid)
+
+
+class LoginForm(AdminForm):
     """Sign-in: ``email`` and ``password``."""
 
     email = EmailField("E-mail", validators=[InputRequired(), Length(max=320)], filters=[_strip])
     password = PasswordField("Password", validators=[InputRequired(), Length(max=1024)])
 
 
-class ActionForm(FlaskForm):
+class ActionForm(AdminForm):
     """A form that is nothing but its CSRF token: sign out, retry, confirm."""
 
 
 _TOKEN = r"[A-Za-z0-9_-]{16,64}"
 
 
-class OfflineForm(FlaskForm):
+class OfflineForm(AdminForm):
     """Money received outside Stripe: amount in the campaign's locale, date, donor, note.
 
     ``token`` is minted when the confirmation step is shown; booking uses it as
@@ -51,7 +71,7 @@ class OfflineForm(FlaskForm):
     token = HiddenField(validators=[Optional(), Regexp(_TOKEN)])
 
 
-class AdjustmentForm(FlaskForm):
+class AdjustmentForm(AdminForm):
     """A manual adjustment up or down, with its reason."""
 
     direction = RadioField(
@@ -66,7 +86,7 @@ class AdjustmentForm(FlaskForm):
     token = HiddenField(validators=[InputRequired(), Regexp(_TOKEN)])
 
 
-class ReversalForm(FlaskForm):
+class ReversalForm(AdminForm):
     """The reason for reversing one manual entry."""
 
     reason = TextAreaField(
@@ -74,7 +94,7 @@ class ReversalForm(FlaskForm):
     )
 
 
-class CampaignForm(FlaskForm):
+class CampaignForm(AdminForm):
     """Create or edit a campaign; each value is checked by the same code as the CLI."""
 
     title = StringField("Title", validators=[InputRequired(), Length(max=200)], filters=[_strip])
@@ -129,7 +149,7 @@ class CampaignForm(FlaskForm):
     )
 
 
-class ErasureForm(FlaskForm):
+class ErasureForm(AdminForm):
     """The donor to erase: their e-mail address (sent twice: to confirm, then to erase)."""
 
     email = EmailField(
