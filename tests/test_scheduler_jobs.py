@@ -136,6 +136,33 @@ def test_one_leader_at_a_time(database: Database) -> None:
     assert holder_for(database.url) is None
 
 
+def test_a_leader_of_another_database_is_not_ours(database: Database) -> None:
+    # Advisory locks are per database, but pg_locks lists them all: another
+    # installation (or test run) on the same server must not show as our leader.
+    if database.dialect != "postgresql":
+        assert holder_for(database.url) is None  # a lock file of its own beside the database
+        return
+    import secrets
+
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    from tests.conftest import _admin_conninfo
+    from tracker.scheduler.leader import LOCK_KEY
+
+    other = f"tracker_test_other_{secrets.token_hex(4)}"
+    with psycopg.connect(_admin_conninfo(), autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{other}"')
+    try:
+        url = make_url(database.url).set(drivername="postgresql", database=other)
+        with psycopg.connect(url.render_as_string(hide_password=False)) as conn:
+            conn.execute("SELECT pg_advisory_lock(%s)", (LOCK_KEY,))
+            assert holder_for(database.url) is None
+    finally:
+        with psycopg.connect(_admin_conninfo(), autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{other}" WITH (FORCE)')
+
+
 def test_settings_are_checked(db_url: str) -> None:
     with pytest.raises(ConfigError, match="TRACKER_SCHEDULER_MILESTONE_SECONDS"):
         make_app(db_url, SCHEDULER_MILESTONE_SECONDS="soon")

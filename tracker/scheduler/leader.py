@@ -154,7 +154,10 @@ def postgres_holder(url: str) -> str | None:
             "SELECT a.application_name, a.client_addr, a.backend_start FROM pg_locks l"
             " JOIN pg_stat_activity a ON a.pid = l.pid"
             " WHERE l.locktype = 'advisory' AND l.granted AND l.classid = 0"
-            " AND l.objid = %s AND l.objsubid = 1",
+            " AND l.objid = %s AND l.objsubid = 1"
+            # pg_locks lists every database's locks; the same key in another
+            # database is another installation's leader, not ours.
+            " AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())",
             (LOCK_KEY,),
         ).fetchone()
     if row is None:
