@@ -24,11 +24,19 @@ from tracker.services.campaigns import get_campaign
 from tracker.services.notifications import NotificationChanges, set_notifications
 
 
+def _not_ours(record: logging.LogRecord) -> bool:
+    # The app's own handler (tracker.ops.logs) already writes the tracker.* lines.
+    return not record.name.startswith("tracker")
+
+
 def _configure_logging() -> None:
+    # Other libraries' lines (APScheduler's warnings) go to stderr too; ours once.
+    handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(_not_ours)
     logging.basicConfig(
         level=logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
+        handlers=[handler],
     )
     # Our own job lines say start, outcome and duration; APScheduler's repeat them.
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
