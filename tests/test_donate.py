@@ -495,6 +495,25 @@ def test_with_smtp_offline_pledgers_are_told_the_instructions_are_mailed(
     assert kinds == ["donor"]
 
 
+def test_the_instructions_mail_speaks_the_campaigns_language(
+    new_app: Callable[..., Flask], database: Database, session: Session
+) -> None:
+    fonds = factories.campaign(
+        session, "fonds", title="Presse libre", currency="EUR", locale="fr_FR"
+    )
+    fonds.payment_instructions = "Virement : IBAN FR76 3000 6000 0112"
+    session.commit()
+    client = new_app(SMTP_URL="smtp://127.0.0.1:2525", MAIL_FROM="t@example.org").test_client()
+    assert submit(client, "fonds").status_code == 303
+    with database.session() as reading:
+        row = reading.scalars(select(OutboxMessage)).one()
+    assert row.subject == "Votre promesse de 25,00\u00a0€ pour Presse libre : comment payer"
+    assert "Rien n’a été débité. Pour payer :" in row.body_text
+    assert "Virement : IBAN FR76 3000 6000 0112" in row.body_text
+    assert "Merci d’indiquer la référence : promesse" in row.body_text
+    assert '<html lang="fr">' in row.body_html and "how to pay" not in row.body_text
+
+
 # --- Checkout ----------------------------------------------------------------
 
 

@@ -176,6 +176,44 @@ def test_summary_content(session: Session) -> None:
     assert "<img" not in message.html and "<svg" not in message.html
 
 
+def test_a_thank_you_speaks_the_campaigns_language(session: Session) -> None:
+    factories.campaign(session, "kasse", title="Freie Presse", currency="EUR", locale="de_DE")
+    now = datetime(2026, 11, 20, tzinfo=UTC)
+    _notify(session, "kasse", NotificationChanges(emails="owner@example.org", thank_you=True), now)
+    _check(session, now)
+    campaign = get_campaign(session, "kasse")
+    pledge = Pledge(
+        campaign_id=campaign.id,
+        amount=5000,
+        currency="EUR",
+        donor_email="donor@example.org",
+        donor_name="Dana",
+        source=PledgeSource.STRIPE,
+    )
+    session.add(pledge)
+    session.commit()
+    from tracker.services.ledger import record_entry
+
+    record_entry(
+        session,
+        campaign,
+        source=EntrySource.STRIPE,
+        reference="pi_de",
+        kind=EntryKind.PAYMENT,
+        amount=5000,
+        currency="EUR",
+        occurred_at=now,
+        pledge_id=pledge.id,
+    )
+    session.commit()
+    assert _check(session, now).thanks == 1
+    row = session.scalars(select(OutboxMessage).where(OutboxMessage.kind == "thanks")).one()
+    assert row.subject == "Vielen Dank für Ihre Spende an Freie Presse"
+    assert "Liebe/r Dana," in row.body_text
+    assert "Ihre Spende von 50\u00a0€ an Freie Presse ist eingegangen." in row.body_text
+    assert row.body_html is not None and '<html lang="de">' in row.body_html
+
+
 def test_thank_you_only_when_on_and_canceled_if_refunded(
     session: Session, database: Database
 ) -> None:

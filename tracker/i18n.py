@@ -14,10 +14,12 @@ still formatted by Babel with that locale's CLDR conventions.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import cache
 from pathlib import Path
 
 import flask_babel
 from babel import Locale
+from babel.support import NullTranslations, Translations
 from flask import Flask, g, has_request_context
 
 # Languages with a complete catalog (a test checks none misses a message).
@@ -84,6 +86,17 @@ def language(locale: str | None) -> str:
         return DEFAULT_LOCALE
     code = Locale.parse(locale).language
     return code if code in LANGUAGES else DEFAULT_LOCALE
+
+
+@cache
+def catalog(locale: str | None) -> NullTranslations:
+    """The words of ``locale``'s language outside any request (mail built by the scheduler).
+
+    :param locale: a locale identifier (``fr_FR``) or ``None``.
+    :returns: the compiled catalog of :func:`language`'s language; for English, or a
+        language without a catalog, one that returns the English source texts.
+    """
+    return Translations.load(str(TRANSLATIONS), [language(locale)])
 
 
 def page_language() -> str:

@@ -25,6 +25,7 @@ def enqueue_offline_instructions(
         instructions=campaign.payment_instructions,
         key=f"offline-instructions:{pledge.id}",
         url=context.url(f"/donate/{campaign.slug}"),
+        locale=campaign.locale,
     )
     return enqueue(
         session,

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
+from tracker.i18n import catalog, language
 from tracker.notify.outbox import Outgoing
 
 _TEMPLATES = Path(__file__).resolve().parent.parent.parent / "templates" / "mail"
@@ -66,6 +67,8 @@ class Body:
     bar: Bar | None
     sections: tuple[Section, ...]
     links: tuple[Link, ...] = field(default_factory=tuple)
+    # The language of the words (the HTML part's ``lang``): donors get the campaign's.
+    lang: str = "en"
 
 
 def render_text(body: Body) -> str:
@@ -95,6 +98,7 @@ def render_html(body: Body) -> str:
     """The HTML part (escaped: titles, names and messages are other people's text)."""
     return _env.get_template("message.html").render(
         subject=body.subject,
+        lang=body.lang,
         heading=body.heading,
         headline=body.headline,
         bar=body.bar,
@@ -276,27 +280,44 @@ def drift_alert(*, title: str, lines: tuple[str, ...], key: str) -> Outgoing:
 
 
 def offline_instructions(
-    *, title: str, amount: str, pledge_id: int, instructions: str | None, key: str, url: str
+    *,
+    title: str,
+    amount: str,
+    pledge_id: int,
+    instructions: str | None,
+    key: str,
+    url: str,
+    locale: str | None = None,
 ) -> Outgoing:
-    """What an offline pledger receives: how to pay, and the reference to quote."""
-    subject = f"Your pledge of {amount} to {title}: how to pay"
-    how = instructions or "The organisers will write to you with the payment details."
+    """What an offline pledger receives, in the campaign's language: how to pay, the reference."""
+    _ = catalog(locale).gettext
+    words = {"amount": amount, "title": title}
+    subject = _("Your pledge of %(amount)s to %(title)s: how to pay") % words
+    how = instructions or _("The organisers will write to you with the payment details.")
     lines = (
-        f"Thank you for pledging {amount} to {title}.",
-        "Nothing has been charged. To pay:",
+        _("Thank you for pledging %(amount)s to %(title)s.") % words,
+        _("Nothing has been charged. To pay:"),
         *how.splitlines(),
-        f"Please quote the reference: pledge {pledge_id}.",
+        _("Please quote the reference: pledge %(number)s.") % {"number": pledge_id},
     )
-    body = Body(subject, title, None, None, (Section(None, lines),), (Link(title, url),))
+    body = Body(
+        subject, title, None, None, (Section(None, lines),), (Link(title, url),), language(locale)
+    )
     return outgoing(key, "donor", body, subject)
 
 
-def thank_you(*, title: str, amount: str, name: str | None, key: str, url: str) -> Outgoing:
-    """The note after a booked payment (per campaign, off by default)."""
-    subject = f"Thank you for your gift to {title}"
-    greeting = f"Dear {name}," if name else "Hello,"
-    lines = (greeting, f"your gift of {amount} to {title} has arrived. Thank you!")
-    body = Body(subject, title, None, None, (Section(None, lines),), (Link(title, url),))
+def thank_you(
+    *, title: str, amount: str, name: str | None, key: str, url: str, locale: str | None = None
+) -> Outgoing:
+    """The note after a booked payment (per campaign, off by default), in its language."""
+    _ = catalog(locale).gettext
+    words = {"amount": amount, "title": title}
+    subject = _("Thank you for your gift to %(title)s") % words
+    greeting = _("Dear %(name)s,") % {"name": name} if name else _("Hello,")
+    lines = (greeting, _("your gift of %(amount)s to %(title)s has arrived. Thank you!") % words)
+    body = Body(
+        subject, title, None, None, (Section(None, lines),), (Link(title, url),), language(locale)
+    )
     return outgoing(key, "thanks", body, subject)
 
 

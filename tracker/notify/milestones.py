@@ -157,6 +157,7 @@ def _thank(
             name=name,
             key=f"thanks:{entry_id}",
             url=context.url(f"/donate/{campaign.slug}"),
+            locale=campaign.locale,
         )
         written += enqueue(
             session,
