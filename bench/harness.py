@@ -65,6 +65,12 @@ PG_ADMIN_URL = os.environ.get(
 DATABASES = ("postgresql", "sqlite")
 
 
+# How long a server may take to answer its first request. Generous: on two cores
+# also running the rest of the suite (or a benchmark), booting workers that import
+# the whole app was seen to take over 30 s; only a broken server ever waits it out.
+START_TIMEOUT = 120.0
+
+
 class BenchError(RuntimeError):
     """A benchmark could not be set up or run; ``str()`` says why."""
 
@@ -463,7 +469,7 @@ def gunicorn_server(
     worker_class: str = "sync",
     threads: int = 1,
     ready_path: str = "/livez",
-    start_timeout: float = 30.0,
+    start_timeout: float = START_TIMEOUT,
     env: dict[str, str] | None = None,
     cpu: str | None = None,
     app: str = "wsgi:app",
@@ -522,7 +528,7 @@ def serving(
     log: Path,
     *,
     env: dict[str, str] | None = None,
-    start_timeout: float = 30.0,
+    start_timeout: float = START_TIMEOUT,
     name: str = "the server",
 ) -> Iterator[subprocess.Popen[bytes]]:
     """Run a server ``command`` (output appended to ``log``) until the block ends.

@@ -36,8 +36,11 @@ def free_port() -> int:
         return port
 
 
-def wait_for(url: str, process: subprocess.Popen[bytes], timeout: float = 30) -> None:
+def wait_for(url: str, process: subprocess.Popen[bytes], timeout: float = 120) -> None:
     """Poll ``url`` until it answers (any HTTP status) or ``process`` exits.
+
+    The timeout bounds a broken start only: booting gunicorn workers on two cores
+    busy with other work was seen to take over 30 s (bench.harness.START_TIMEOUT).
 
     :raise RuntimeError: if the process died or ``timeout`` passed.
     """
