@@ -18,6 +18,7 @@ import os
 import secrets
 import shutil
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -103,10 +104,19 @@ def _admin_conninfo() -> str:
     return url.set(drivername="postgresql").render_as_string(hide_password=False)
 
 
-@pytest.fixture(scope="session")
-def pg_server_url() -> Iterator[str]:
-    """A fresh, migrated PostgreSQL database for this test run, dropped afterwards."""
-    name = f"tracker_test_{secrets.token_hex(4)}"
+def drop_pg_database(name: str) -> None:
+    """Drop the database ``name`` of the test server, whoever is still connected to it."""
+    with psycopg.connect(_admin_conninfo(), autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@contextmanager
+def fresh_pg_database(prefix: str) -> Iterator[str]:
+    """The URL of a new, empty database ``<prefix>_<random>`` on the test server, dropped after.
+
+    An unreachable server fails in CI and skips elsewhere (:func:`missing_service`).
+    """
+    name = f"{prefix}_{secrets.token_hex(4)}"
     try:
         admin = psycopg.connect(_admin_conninfo(), autocommit=True, connect_timeout=5)
     except psycopg.OperationalError as exc:
@@ -114,15 +124,26 @@ def pg_server_url() -> Iterator[str]:
     with admin:
         admin.execute(f'CREATE DATABASE "{name}"')
     url = make_url(PG_ADMIN_URL).set(drivername="postgresql+psycopg", database=name)
-    rendered = url.render_as_string(hide_password=False)
-    database = Database(rendered)
-    migrate.upgrade(database.engine)
-    database.dispose()
     try:
-        yield rendered
+        yield url.render_as_string(hide_password=False)
     finally:
-        with psycopg.connect(_admin_conninfo(), autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        drop_pg_database(name)
+
+
+def sqlite_copy(source: Path, target: Path) -> str:
+    """The URL of ``target``, made a copy of the SQLite file ``source``."""
+    shutil.copyfile(source, target)
+    return f"sqlite:///{target}"
+
+
+@pytest.fixture(scope="session")
+def pg_server_url() -> Iterator[str]:
+    """A fresh, migrated PostgreSQL database for this test run, dropped afterwards."""
+    with fresh_pg_database("tracker_test") as rendered:
+        database = Database(rendered)
+        migrate.upgrade(database.engine)
+        database.dispose()
+        yield rendered
 
 
 @pytest.fixture(scope="session")
@@ -142,9 +163,7 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """The URL of an empty, migrated database of each kind, private to the test."""
     if request.param == "sqlite":
         template: Path = request.getfixturevalue("sqlite_template")
-        path = tmp_path / "tracker.sqlite3"
-        shutil.copyfile(template, path)
-        yield f"sqlite:///{path}"
+        yield sqlite_copy(template, tmp_path / "tracker.sqlite3")
         return
     url: str = request.getfixturevalue("pg_server_url")
     yield url

@@ -7,19 +7,16 @@ PostgreSQL.
 
 from __future__ import annotations
 
-import secrets
 from collections import defaultdict
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-import psycopg
 import pytest
 import sqlalchemy as sa
-from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
-from tests.conftest import DONOR_KEY_SECRET, PG_ADMIN_URL, _admin_conninfo, missing_service
+from tests.conftest import DONOR_KEY_SECRET, fresh_pg_database
 from tracker import migrate
 from tracker.db import Database
 from tracker.domain.donors import donor_key, named_donor_key
@@ -47,21 +44,9 @@ def old_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         _to_0003(url)
         yield url
         return
-    name = f"tracker_old_{secrets.token_hex(4)}"
-    try:
-        admin = psycopg.connect(_admin_conninfo(), autocommit=True, connect_timeout=5)
-    except psycopg.OperationalError as exc:
-        missing_service("PostgreSQL", str(exc).strip().splitlines()[0])
-    with admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    url = make_url(PG_ADMIN_URL).set(drivername="postgresql+psycopg", database=name)
-    rendered = url.render_as_string(hide_password=False)
-    try:
-        _to_0003(rendered)
-        yield rendered
-    finally:
-        with psycopg.connect(_admin_conninfo(), autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with fresh_pg_database("tracker_old") as url:
+        _to_0003(url)
+        yield url
 
 
 def _before_0008() -> str:

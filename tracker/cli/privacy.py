@@ -1,10 +1,10 @@
-"""``flask --app wsgi tracker erase-donor EMAIL``: the privacy command, on the ``tracker`` group."""
+"""For whoever answers donors' privacy requests: ``flask --app wsgi tracker erase-donor EMAIL``."""
 
 from __future__ import annotations
 
 import click
 
-from tracker.cli import OneLineError, _actor, tracker_cli, unit_of_work
+from tracker.cli.core import OneLineError, _actor, tracker_cli, unit_of_work
 from tracker.services.privacy import ErasureError, erase_donor
 
 
