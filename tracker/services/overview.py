@@ -8,7 +8,7 @@ pages cost the same at 1,000 or 1,000,000 entries.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from statistics import median
 from zoneinfo import ZoneInfo
 
@@ -87,14 +87,32 @@ def _fmt(campaign: Campaign, minor: int) -> Money:
     return Money(minor, format_money(minor, campaign.currency, campaign.locale, cents=True))
 
 
-def _since(session: Session, campaign_id: int, since: datetime) -> int:
-    # The (campaign_id, occurred_at, id) index bounds this to the window's entries.
-    value = session.scalar(
+def change_since(session: Session, campaign: Campaign, since: datetime) -> int:
+    """The net amount of the entries at or after ``since`` (the 24 h and 7 day changes).
+
+    Whole local days come from the per-day rows; only the entries of the day
+    ``since`` falls in, from ``since`` to that day's end, are read from the
+    ledger (through the ``(campaign_id, occurred_at, id)`` index): at most one
+    day of entries, not the whole window's.
+    """
+    zone = ZoneInfo(campaign.timezone)
+    local = since.astimezone(zone)
+    first_day = local.date()
+    # Through UTC: where midnight does not exist (a DST gap), the first instant that does.
+    day_ends = datetime.combine(first_day + timedelta(days=1), time(), zone).astimezone(UTC)
+    partial = session.scalar(
         select(func.coalesce(func.sum(LedgerEntry.amount), 0)).where(
-            LedgerEntry.campaign_id == campaign_id, LedgerEntry.occurred_at >= since
+            LedgerEntry.campaign_id == campaign.id,
+            LedgerEntry.occurred_at >= since,
+            LedgerEntry.occurred_at < day_ends,
         )
     )
-    return int(value or 0)
+    whole_days = session.scalar(
+        select(func.coalesce(func.sum(DailyTotal.raised), 0)).where(
+            DailyTotal.campaign_id == campaign.id, DailyTotal.day > first_day.isoformat()
+        )
+    )
+    return int(partial or 0) + int(whole_days or 0)
 
 
 def _day_sum(session: Session, campaign: Campaign, period: Period) -> int:
@@ -174,8 +192,8 @@ def dashboard(session: Session, *, now: datetime | None = None) -> list[Campaign
                 tier_labels=tuple(t.label or _fmt(campaign, t.amount).text for t in campaign.tiers),
                 donors=total.donors if total else 0,
                 payments=total.payments if total else 0,
-                change_24h=_fmt(campaign, _since(session, campaign.id, instant - timedelta(1))),
-                change_7d=_fmt(campaign, _since(session, campaign.id, instant - timedelta(7))),
+                change_24h=_fmt(campaign, change_since(session, campaign, instant - timedelta(1))),
+                change_7d=_fmt(campaign, change_since(session, campaign, instant - timedelta(7))),
                 pending=int(pending or 0),
                 flags=tuple(flags),
             )
