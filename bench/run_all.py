@@ -188,7 +188,8 @@ def read_admin(path: Path | None, _stdout: str) -> list[Figure]:
                 f"admin {row['page']} p50 at {large} / at {small} entries, {row['db']}",
                 row["flat"],
                 1.2,
-                f"{row['p50_large_ms']:.1f} vs {row['p50_small_ms']:.1f} ms",
+                f"{row['p50_large_ms']:.1f} vs {row['p50_small_ms']:.1f} ms; over each "
+                f"server's /livez {row.get('flat_vs_livez', float('nan')):.2f}×",
                 at_most=True,
             )
         )
