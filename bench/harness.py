@@ -12,8 +12,8 @@ The pieces:
   database, removed afterwards;
 - :func:`seed_campaign` -- a campaign with N ledger entries, written in bulk
   (PostgreSQL ``COPY``, SQLite ``executemany``) together with consistent
-  ``period_totals`` / ``period_donors`` rows, then checked with
-  :func:`tracker.services.ledger.check_totals`;
+  ``period_totals`` / ``period_donors`` / ``daily_totals`` rows, then checked
+  with :func:`tracker.services.ledger.check_totals` and ``check_daily_totals``;
 - :func:`gunicorn_server` -- ``gunicorn wsgi:app`` on a free loopback port,
   ready when it answers (:func:`serving` does the same for any server);
 - :func:`run_wrk` -- one bounded ``wrk`` run (optionally with a Lua script), parsed;
@@ -41,9 +41,11 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from datetime import time as dt_time
 from pathlib import Path
 from typing import Any, cast
+from zoneinfo import ZoneInfo
 
 import psycopg
 from sqlalchemy import Table, insert
@@ -51,11 +53,12 @@ from sqlalchemy.engine import make_url
 
 from tracker import migrate
 from tracker.db import Database
+from tracker.domain.daily import fold_day, local_day
 from tracker.domain.ledger import EntryKind, EntrySource
-from tracker.domain.periods import PeriodKind, period_key
-from tracker.models import LedgerEntry, PeriodDonor, PeriodTotal, utcnow
+from tracker.domain.periods import PeriodKind, period_at
+from tracker.models import DailyTotal, LedgerEntry, PeriodDonor, PeriodTotal, utcnow
 from tracker.services.campaigns import CampaignSpec, create_campaign
-from tracker.services.ledger import check_totals
+from tracker.services.ledger import DailyDrift, Drift, check_daily_totals, check_totals
 
 ROOT = Path(__file__).resolve().parent.parent
 PG_ADMIN_URL = os.environ.get(
@@ -134,6 +137,11 @@ def _migrate(url: str) -> None:
 
 # --------------------------------------------------------------------------- seeding
 
+# check_daily_totals folds every ledger row in Python (about a minute per million
+# entries on a loaded 2-core machine), so seeding checks the per-day rows up to
+# this size; the fold that writes them is the same code at every size.
+DAILY_CHECK_LIMIT = 100_000
+
 _LEDGER_COLUMNS = (
     "campaign_id",
     "source",
@@ -180,8 +188,10 @@ def _entries(
     timezone: str,
     rng: random.Random,
     totals: dict[str, _Bucket],
+    days: dict[str, list[int]],
 ) -> Iterator[tuple[Any, ...]]:
-    """Yield ``count`` ledger rows (``_LEDGER_COLUMNS`` order) and fold them into ``totals``.
+    """Yield ``count`` ledger rows (``_LEDGER_COLUMNS`` order), folded into ``totals``
+    (per period) and ``days`` (per local day, as ``fold_day`` keeps ``daily_totals``).
 
     References are ``pi_<prefix>_<n>`` (payments) and ``re_<prefix>_<n>`` (refunds),
     so several campaigns can share a database.
@@ -196,21 +206,30 @@ def _entries(
     pool = max(count // 4, 1)
     created = utcnow()
     paid: list[tuple[int, str]] = []  # (amount, donor) of payments, for refunds
-    keys: dict[datetime, str] = {}
+    # Instants only grow, so the period and the local day are recomputed only
+    # when an entry passes the end of the current one (once per day, not per row).
+    zone = ZoneInfo(timezone)
+    current = period_at(period, timezone, start)
+    day_ends = start
+    day: list[int] = []
     for i in range(count):
         at = start + step * i
-        if period is PeriodKind.NONE:
-            key = "all"
-        else:
-            # Period bounds fall on whole minutes (tz offsets are whole minutes).
-            minute = at.replace(second=0, microsecond=0)
-            key = keys.get(minute) or keys.setdefault(minute, period_key(period, timezone, at))
+        if current.ends_at is not None and at >= current.ends_at:
+            current = period_at(period, timezone, at)
+        key = current.key
+        if at >= day_ends:
+            local = at.astimezone(zone).date()
+            day = days.setdefault(local_day(timezone, at), [0, 0, 0, 0, 0])
+            midnight = datetime.combine(local + timedelta(days=1), dt_time(), tzinfo=zone)
+            # Through UTC: where midnight does not exist (a DST gap), the first instant that does.
+            day_ends = midnight.astimezone(UTC)
         bucket = totals.setdefault(key, _Bucket())
         bucket.entries += 1
         if paid and i % 20 == 19:
             amount, donor = paid[rng.randrange(len(paid))]
             refund = max(amount // 4, 1)
             bucket.raised -= refund
+            fold_day(day, EntryKind.REFUND, -refund)
             yield (
                 campaign_id,
                 EntrySource.STRIPE.value,
@@ -229,6 +248,7 @@ def _entries(
         donor = f"email:donor{rng.randrange(pool)}@example.org"
         paid.append((amount, donor))
         bucket.raised += amount
+        fold_day(day, EntryKind.PAYMENT, amount)
         bucket.payments += 1
         bucket.donors.add(donor)
         yield (
@@ -271,11 +291,13 @@ def seed_campaign(
 
     ``record_entry`` is far too slow for a million rows one by one, so the rows go
     in directly (PostgreSQL ``COPY``, SQLite ``executemany``) while the totals are
-    folded in Python; the ``period_totals`` and ``period_donors`` rows are then
-    written from that fold, in the same transaction. The tier ladder is scaled to
+    folded in Python; the ``period_totals``, ``period_donors`` and ``daily_totals``
+    rows (what the admin's pages read) are then written from that fold, in the
+    same transaction, so ``check-totals`` finds nothing to repair. The tier ladder is scaled to
     ``entries`` so the campaign is about half-way to its top tier.
 
-    :param verify: recompute the totals from the ledger with ``check_totals``.
+    :param verify: recompute the totals from the ledger with ``check_totals``, and
+        the per-day rows with ``check_daily_totals`` up to :data:`DAILY_CHECK_LIMIT` entries.
     :raise BenchError: if the stored totals drift from the ledger.
     """
     began = time.perf_counter()
@@ -299,6 +321,7 @@ def seed_campaign(
             campaign_id = campaign.id
 
         totals: dict[str, _Bucket] = {}
+        days: dict[str, list[int]] = {}
         rows = _entries(
             campaign_id,
             entries,
@@ -307,6 +330,7 @@ def seed_campaign(
             timezone=timezone,
             rng=rng,
             totals=totals,
+            days=days,
         )
         stamp = utcnow()
         with database.engine.begin() as conn:
@@ -318,20 +342,48 @@ def seed_campaign(
                         for row in rows:
                             copy.write_row(row)
             else:
+                # The raw driver with the columns' own bind processors (the stored text
+                # of an instant is SQLAlchemy's): SQLAlchemy's per-row work was most of
+                # the seed. One transaction in WAL mode: one fsync, at the commit.
                 table = cast(Table, LedgerEntry.__table__)
+                binds = [
+                    table.c[name].type.bind_processor(conn.dialect) for name in _LEDGER_COLUMNS
+                ]
+                cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+                marks = ", ".join("?" * len(_LEDGER_COLUMNS))
+                columns = ", ".join(_LEDGER_COLUMNS)
+                sql = f"INSERT INTO ledger_entries ({columns}) VALUES ({marks})"  # noqa: S608
                 for chunk in _chunks(rows, 50_000):
-                    conn.execute(
-                        insert(table), [dict(zip(_LEDGER_COLUMNS, r, strict=True)) for r in chunk]
+                    cursor.executemany(
+                        sql,
+                        [
+                            tuple(
+                                b(v) if b is not None else v for b, v in zip(binds, r, strict=True)
+                            )
+                            for r in chunk
+                        ],
                     )
             donor_rows = [
-                {"campaign_id": campaign_id, "period_key": key, "donor_key": donor}
+                (campaign_id, key, donor)
                 for key, bucket in totals.items()
                 for donor in bucket.donors
             ]
-            for start in range(0, len(donor_rows), 50_000):
-                conn.execute(
-                    insert(cast(Table, PeriodDonor.__table__)), donor_rows[start : start + 50_000]
-                )
+            if conn.dialect.name == "postgresql":
+                # COPY: executemany of a quarter of a million rows took most of the seed.
+                with raw.cursor() as cursor:
+                    copy_sql = "COPY period_donors (campaign_id, period_key, donor_key) FROM STDIN"
+                    with cursor.copy(copy_sql) as copy:
+                        for donor_row in donor_rows:
+                            copy.write_row(donor_row)
+            else:
+                for begin in range(0, len(donor_rows), 50_000):
+                    conn.execute(
+                        insert(cast(Table, PeriodDonor.__table__)),
+                        [
+                            {"campaign_id": c, "period_key": k, "donor_key": d}
+                            for c, k, d in donor_rows[begin : begin + 50_000]
+                        ],
+                    )
             if totals:
                 conn.execute(
                     insert(cast(Table, PeriodTotal.__table__)),
@@ -348,13 +400,31 @@ def seed_campaign(
                         for key, bucket in totals.items()
                     ],
                 )
+            if days:
+                conn.execute(
+                    insert(cast(Table, DailyTotal.__table__)),
+                    [
+                        {
+                            "campaign_id": campaign_id,
+                            "day": day,
+                            "raised": row[0],
+                            "payments": row[1],
+                            "gross": row[2],
+                            "refunded": row[3],
+                            "disputed": row[4],
+                        }
+                        for day, row in days.items()
+                    ],
+                )
         with database.engine.connect() as conn:
             # What autovacuum / a DBA would have done on a real database of this size.
             conn.exec_driver_sql("ANALYZE")
             conn.commit()
         if verify:
             with database.session(write=False) as session:
-                drifts = check_totals(session)
+                drifts: list[Drift | DailyDrift] = [*check_totals(session)]
+                if entries <= DAILY_CHECK_LIMIT:
+                    drifts += check_daily_totals(session)
             if drifts:
                 described = "; ".join(d.describe() for d in drifts[:5])
                 raise BenchError(f"seeded totals drift from the ledger: {described}")
@@ -656,6 +726,7 @@ def run_wrk(
     script: Path | None = None,
     script_args: Sequence[str] = (),
     cpu: str | None = None,
+    headers: Sequence[str] = (),
 ) -> WrkResult:
     """Load ``url`` (loopback only) with ``wrk`` for ``duration`` seconds and parse the result.
 
@@ -664,6 +735,7 @@ def run_wrk(
     :param script: a wrk Lua script (``-s``), e.g. one that POSTs prepared requests;
         ``script_args`` are passed to its ``init``.
     :param cpu: CPUs for wrk (see :func:`pinned`).
+    :param headers: extra request headers (``"Cookie: session=..."``), sent on every request.
 
     :raise BenchError: for a non-loopback URL, a missing ``wrk``, a hang, or a failed run.
     """
@@ -678,6 +750,8 @@ def run_wrk(
         f"--timeout={timeout:g}s",
         "--latency",
     ]
+    for header in headers:
+        command += ["--header", header]
     if script is not None:
         command += ["--script", str(script)]
     command.append(url)

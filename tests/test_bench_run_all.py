@@ -123,3 +123,44 @@ def test_json_is_one_document_with_every_figure(
     assert document["passed"] is True and document["quick"] is False
     (figure,) = document["benchmarks"][0]["figures"]
     assert (figure["ratio"], figure["target"], figure["passed"]) == (0.9, 0.8, True)
+
+
+def test_admin_figures_are_ceilings_flatness_livez_and_csv_memory(tmp_path: Path) -> None:
+    page = {
+        "db": "sqlite",
+        "page": "dashboard",
+        "small": 10000,
+        "large": 1000000,
+        "p50_small_ms": 10.0,
+        "p50_large_ms": 11.0,
+        "flat": 1.1,
+        "livez_small_ms": 1.0,
+        "livez_large_ms": 0.5,
+        "vs_livez_small": 10.0,
+        "vs_livez_large": 22.0,
+    }
+    slow = {**page, "page": "campaign", "flat": 1.3, "vs_livez_small": 3.0, "vs_livez_large": 4.0}
+    export = {
+        "db": "sqlite",
+        "entries": 1000000,
+        "rows_per_s": 20000,
+        "megabytes": 80.0,
+        "seconds": 50.0,
+        "rss_growth_mb": 12.5,
+    }
+    path = tmp_path / "admin.json"
+    path.write_text(json.dumps({"pages": [page, slow], "csv": [export]}))
+    figures = run_all.read_admin(path, "")
+    verdicts = {f.figure: (f.ratio, f.passed) for f in figures}
+    assert verdicts == {
+        "admin dashboard p50 at 1M / at 10k entries, sqlite": (1.1, True),
+        # The worse of the two sizes counts: 22x at 1M misses the 15x ceiling.
+        "admin dashboard p50 / livez p50, sqlite (worse of 10k, 1M)": (22.0, False),
+        "admin campaign p50 at 1M / at 10k entries, sqlite": (1.3, False),
+        "admin campaign p50 / livez p50, sqlite (worse of 10k, 1M)": (4.0, True),
+        "admin CSV export of 1M rows, worker RSS growth, sqlite": (12.5, True),
+    }
+    text = run_all.table([run_all.Outcome("admin", 1.0, figures, None)])
+    assert "| ≤ 1.2× |" in text and "| ≤ 50 MB |" in text and "**12.50 MB**" in text
+    assert text.count("| PASS |") == 3 and text.count("| **FAIL** |") == 2
+    assert "admin" in {b.name for b in run_all.BENCHMARKS}

@@ -55,7 +55,7 @@ def test_a_draft_is_published_edited_and_audited(
     assert 'cta="Help us print the spring issue!"' in builder
     (audit,) = _audits(app)
     assert audit.action == "campaign_updated"
-    assert audit.actor.startswith("cli")
+    assert audit.actor.startswith("cli") and audit.address is None
     changes = audit.details["changes"]
     assert changes["status"] == {"from": "draft", "to": "active"}
     assert changes["title"] == {"from": "Fund us", "to": "Spring drive"}

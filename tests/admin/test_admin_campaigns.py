@@ -60,9 +60,38 @@ def test_create_then_edit_a_campaign(app: Flask, client: FlaskClient) -> None:
     )
     assert fixed.status_code == 400 and "fixed once the campaign is public" in fixed.text
     with get_database(app).session() as session:
-        actions = session.scalars(select(AuditEvent.action).order_by(AuditEvent.id)).all()
-    # The field-by-field record of update_campaign, then the admin form's own (with address).
-    assert actions[-3:] == ["campaign_created", "campaign_updated", "campaign_edited"]
+        records = session.scalars(
+            select(AuditEvent).where(AuditEvent.action.like("campaign%")).order_by(AuditEvent.id)
+        ).all()
+        # One record per action: the creation, then the edit (from update_campaign,
+        # the path set-campaign takes too) with each field changed, who, and from where.
+        assert [r.action for r in records] == ["campaign_created", "campaign_updated"]
+        created, edited = records
+        assert created.address == edited.address == "127.0.0.1"
+        assert created.actor == edited.actor == "admin:owner@example.org"
+        assert created.details["fields"]["presets"] == "1000,2500"
+        assert edited.details["changes"] == {
+            "slug": {"from": "winter", "to": "winter-2026"},
+            "status": {"from": "draft", "to": "active"},
+        }
+
+
+def test_a_call_to_action_at_creation_is_part_of_its_one_record(
+    app: Flask, client: FlaskClient
+) -> None:
+    make_admin(app)
+    sign_in(client)
+    token = csrf_from(client.get("/admin/campaigns/new").text)
+    data = {**FORM, "cta": "Give now", "csrf_token": token}
+    assert client.post("/admin/campaigns/new", data=data).status_code == 303
+    # Saving the form unchanged changes nothing, so it records nothing.
+    assert client.post("/admin/campaigns/winter/edit", data=data).status_code == 303
+    with get_database(app).session() as session:
+        records = session.scalars(
+            select(AuditEvent).where(AuditEvent.campaign_id.is_not(None))
+        ).all()
+        assert [(r.action, r.address) for r in records] == [("campaign_created", "127.0.0.1")]
+        assert records[0].details["fields"]["cta"] == "Give now"
 
 
 def test_errors_sit_beside_their_fields_and_values_are_kept(
@@ -143,8 +172,11 @@ def test_the_call_to_action_is_set_checked_and_cleared(app: Flask, client: Flask
             )
             if "cta" in a.details.get("changes", {})
         ]
+        created = session.scalars(
+            select(AuditEvent).where(AuditEvent.action == "campaign_created")
+        ).one()
+        assert created.details["fields"]["cta"] == cta  # set with the campaign, one record
     assert changes == [
-        {"from": None, "to": cta},
         {"from": cta, "to": "Give today"},
         {"from": "Give today", "to": None},
     ]

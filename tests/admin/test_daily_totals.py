@@ -117,3 +117,33 @@ def test_the_migration_backfills_days_from_existing_entries(db_url: str) -> None
     finally:
         migrate.upgrade(database.engine)
         database.dispose()
+
+
+def test_the_24_hour_and_7_day_changes_equal_the_ledger_sum_at_any_instant(
+    session: Session,
+) -> None:
+    # Per-day rows for whole days plus the ledger for the partial first day must
+    # give what summing the ledger from the instant on gives, whatever the hour.
+    from datetime import timedelta
+
+    from sqlalchemy import func
+
+    from tracker.models import LedgerEntry
+    from tracker.services.campaigns import get_campaign
+    from tracker.services.overview import change_since
+
+    factories.campaign(session, timezone="America/New_York")
+    start = datetime(2026, 11, 1, 0, 17, tzinfo=UTC)
+    for i in range(60):  # every 7 h 13 min, across the DST change of 1 November
+        kind = EntryKind.REFUND if i % 7 == 6 else EntryKind.PAYMENT
+        at = start + timedelta(minutes=433 * i)
+        factories.pay(session, "fund", f"e{i}", 1_000 + i, kind=kind, at=at)
+    campaign = get_campaign(session, "fund")
+    for hours in range(0, 60 * 7, 5):
+        since = start + timedelta(hours=hours, minutes=3)
+        want = session.scalar(
+            select(func.coalesce(func.sum(LedgerEntry.amount), 0)).where(
+                LedgerEntry.occurred_at >= since
+            )
+        )
+        assert change_since(session, campaign, since) == want, since

@@ -2,7 +2,12 @@
 
 Serves a fresh SQLite database with the demo campaign (seeded) and an empty
 campaign on loopback, signs in in Debian's headless Chromium, and saves each
-page at desktop width and at 390 px to OUT_DIR (default ``/tmp/admin-shots``).
+page at desktop width (1,280 px) and at 390 px to OUT_DIR (default
+``/tmp/admin-shots``). In that database the demo campaign carries every flag a
+dashboard row can show (a payment in another currency, per-day figures that
+drift from the period total), with the banners of a dead event and a failed
+message. Then the dashboard alone in two more states: ``dashboard-empty`` (no
+campaign at all) and ``dashboard-normal`` (the demo, nothing flagged).
 """
 
 from __future__ import annotations
@@ -21,10 +26,12 @@ from tracker import create_app, migrate
 from tracker.db import Database
 from tracker.models import (
     AdminRole,
+    DailyTotal,
     InboxStatus,
     OutboxMessage,
     OutboxStatus,
     StripeEvent,
+    StripePayment,
     utcnow,
 )
 from tracker.notify.outbox import Outgoing, Recipients, enqueue
@@ -58,8 +65,57 @@ PAGES = {
 
 
 def main(out: Path) -> None:
-    """Serve, sign in, and save every page at two widths."""
+    """Serve, sign in, and save every page at two widths; then the dashboard's states."""
     out.mkdir(parents=True, exist_ok=True)
+    pages(out)
+    for state in ("empty", "normal"):
+        dashboard_state(out, state)
+
+
+def dashboard_state(out: Path, state: str) -> None:
+    """The dashboard with no campaign (``empty``) or the demo alone (``normal``)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        url = f"sqlite:///{tmp}/state.sqlite3"
+        database = Database(url)
+        migrate.upgrade(database.engine)
+        with database.session() as session:
+            if state == "normal":
+                seed_demo(session)
+            save_admin(session, "admin@example.org", PASSWORD, role=AdminRole.OWNER, actor="shots")
+            session.commit()
+        database.dispose()
+        app = create_app({"DATABASE_URL": url, "SECRET_KEY": "s" * 40})
+        server = make_server("127.0.0.1", 0, app, threaded=True)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        base = f"http://127.0.0.1:{server.server_port}"
+        try:
+            with sync_playwright() as playwright:
+                browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+                for width, label in ((1280, "desktop"), (390, "narrow")):
+                    context = browser.new_context(viewport={"width": width, "height": 900})
+                    page = context.new_page()
+                    _sign_in(page, base)
+                    page.screenshot(
+                        path=str(out / f"dashboard-{state}-{label}.png"), full_page=True
+                    )
+                    context.close()
+                browser.close()
+        finally:
+            server.shutdown()
+            server.server_close()
+            app.extensions["tracker.db"].dispose()
+
+
+def _sign_in(page: Page, base: str) -> None:
+    page.goto(base + "/admin/login")
+    page.fill("#email", "admin@example.org")
+    page.fill("#password", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(base + "/admin/")
+
+
+def pages(out: Path) -> None:
+    """Every page of :data:`PAGES` at 1,280 and 390 px, the demo row flagged."""
     with tempfile.TemporaryDirectory() as tmp:
         url = f"sqlite:///{tmp}/shots.sqlite3"
         database = Database(url)
@@ -82,6 +138,7 @@ def main(out: Path) -> None:
             )
             save_admin(session, "admin@example.org", PASSWORD, role=AdminRole.OWNER, actor="shots")
             _outbox(session)
+            _row_flags(session)
             session.commit()
         database.dispose()
         app = create_app({"DATABASE_URL": url, "SECRET_KEY": "s" * 40})
@@ -114,6 +171,23 @@ def main(out: Path) -> None:
             server.shutdown()
             server.server_close()
             app.extensions["tracker.db"].dispose()
+
+
+def _row_flags(session: Session) -> None:
+    """Both flags of a dashboard row on the demo campaign (id 1)."""
+    session.add(
+        StripePayment(
+            reference="pi_shots_gbp",
+            campaign_id=1,
+            amount=2_500,
+            currency="GBP",
+            donor_key="hmac:" + "0" * 64,
+            flag="currency_mismatch",
+            paid_at=utcnow(),
+        )
+    )
+    # A per-day row the ledger does not explain: the drift check-totals reports.
+    session.add(DailyTotal(campaign_id=1, day="2000-01-01", raised=100, payments=1, gross=100))
 
 
 def _outbox(session: Session) -> None:

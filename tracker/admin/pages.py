@@ -11,7 +11,7 @@ from sqlalchemy import select
 from tracker.admin.blueprint import bp
 from tracker.db import get_database, get_session
 from tracker.domain.ledger import EntryKind, EntrySource
-from tracker.domain.money import MoneyError, format_money, parse_amount
+from tracker.domain.money import MoneyError, parse_amount
 from tracker.models import AuditEvent, Campaign, utcnow
 from tracker.services.campaigns import CampaignNotFound, get_campaign
 from tracker.services.ledger_search import (
@@ -21,7 +21,7 @@ from tracker.services.ledger_search import (
     csv_lines,
     ledger_page,
 )
-from tracker.services.overview import campaign_overview, failed_outbox, inbox_flags
+from tracker.services.overview import campaign_overview, failed_outbox, inbox_flags, money_text
 from tracker.services.overview import dashboard as dashboard_rows
 
 AUDIT_PAGE = 100
@@ -35,10 +35,12 @@ def _campaign(slug: str) -> Campaign:
 
 
 def _money(campaign: Campaign):  # type: ignore[no-untyped-def]
+    currency, locale = campaign.currency, campaign.locale
+
     def money(minor: int | None) -> str:
         if minor is None:
             return ""
-        return format_money(minor, campaign.currency, campaign.locale, cents=True)
+        return money_text(minor, currency, locale)
 
     return money
 

@@ -2,8 +2,9 @@
 
 The checks are the campaign service's own (``create_campaign``,
 ``update_campaign``, ``set_donate_settings``); this module adds what the
-admin needs around them: a slug that may change only while the campaign is a
-draft, start and end as local dates, and one audit record per change.
+admin needs around them: start and end as local dates, and one audit record
+per action (``campaign_created`` with every field, or ``update_campaign``'s own
+``campaign_updated`` with the fields that changed), carrying the client address.
 """
 
 from __future__ import annotations
@@ -13,19 +14,17 @@ from dataclasses import dataclass
 from datetime import date, datetime, time
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
 from tracker.domain.periods import PeriodKind, parse_timezone
 from tracker.models import Campaign, CampaignStatus
 from tracker.services.audit import audit
 from tracker.services.campaigns import (
-    CampaignError,
+    COLUMN_SETTINGS,
     CampaignSpec,
+    campaign_snapshot,
     create_campaign,
-    get_campaign,
     update_campaign,
-    validate_slug,
 )
 from tracker.services.pledges import set_donate_settings
 
@@ -57,7 +56,7 @@ def _instant(day: date | None, zone: str) -> datetime | None:
 def create_from_admin(
     session: Session, data: CampaignInput, *, actor: str, address: str | None
 ) -> Campaign:
-    """Create a campaign with its donate settings. Flushes; the caller commits.
+    """Create a campaign with its donate settings, audited once. Flushes; the caller commits.
 
     :raise CampaignError: (or a domain error) for any invalid value.
     """
@@ -80,49 +79,44 @@ def create_from_admin(
     set_donate_settings(
         session, campaign.slug, presets=data.presets, instructions=data.instructions
     )
-    if data.cta:
-        # The campaign service's own check and column setting (audited as an update).
-        update_campaign(session, campaign.slug, {"cta": data.cta}, actor)
+    # The campaign service's own check of the column; set here, not through
+    # update_campaign, so that creating is one audit record, not two.
+    campaign.cta = COLUMN_SETTINGS["cta"](data.cta)
+    session.flush()
     audit(
         session,
         actor=actor,
         action="campaign_created",
         campaign_id=campaign.id,
-        details={"slug": campaign.slug, "title": campaign.title},
+        details={"slug": campaign.slug, "title": campaign.title, **_created(campaign)},
         address=address,
     )
     return campaign
 
 
+def _created(campaign: Campaign) -> dict[str, object]:
+    fields = campaign_snapshot(campaign)
+    return {"fields": {k: v for k, v in fields.items() if k not in ("slug", "title")}}
+
+
 def edit_from_admin(
     session: Session, slug: str, data: CampaignInput, *, actor: str, address: str | None
 ) -> Campaign:
-    """Apply the form to campaign ``slug``. Flushes; the caller commits.
+    """Apply the form to campaign ``slug`` through ``update_campaign``. Flushes; the caller commits.
 
-    The slug changes only while the campaign is a draft (embeds and links name
-    it once public); currency, period and timezone only while it has no money
-    (the campaign service refuses them).
+    One audit record (``campaign_updated``: each changed field, who, the client
+    address), none when nothing changed. The slug changes only while the
+    campaign is a draft; currency, period and timezone only while it has no
+    money (the campaign service refuses them).
 
     :raise CampaignNotFound: for an unknown slug.
     :raise CampaignError: (or a domain error) for any invalid or frozen value.
     """
-    campaign = get_campaign(session, slug)
-    new_slug = data.slug
-    if new_slug != campaign.slug:
-        if campaign.status is not CampaignStatus.DRAFT:
-            raise CampaignError("the slug is fixed once the campaign is public")
-        validate_slug(new_slug)
-        if session.scalar(select(exists().where(Campaign.slug == new_slug))):
-            raise CampaignError(f"a campaign with slug {new_slug!r} already exists")
-    before = {
-        "title": campaign.title,
-        "status": campaign.status.value,
-        "tiers": [t.amount for t in campaign.tiers],
-    }
-    update_campaign(
+    return update_campaign(
         session,
         slug,
         {
+            "slug": data.slug,
             "tiers": list(data.tiers),
             "title": data.title,
             "currency": data.currency,
@@ -134,26 +128,9 @@ def edit_from_admin(
             "starts_at": _instant(data.starts_on, data.timezone),
             "ends_at": _instant(data.ends_on, data.timezone),
             "cta": data.cta,
+            "presets": data.presets,
+            "instructions": data.instructions,
         },
         actor,
-    )
-    campaign.slug = new_slug
-    session.flush()
-    set_donate_settings(session, new_slug, presets=data.presets, instructions=data.instructions)
-    audit(
-        session,
-        actor=actor,
-        action="campaign_edited",
-        campaign_id=campaign.id,
-        details={
-            "before": before,
-            "after": {
-                "title": campaign.title,
-                "status": campaign.status.value,
-                "tiers": [t.amount for t in campaign.tiers],
-                "slug": new_slug,
-            },
-        },
         address=address,
     )
-    return campaign

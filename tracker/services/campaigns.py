@@ -22,7 +22,8 @@ from tracker.domain.money import (
 )
 from tracker.domain.periods import PeriodKind, parse_timezone
 from tracker.domain.progress import validate_tiers
-from tracker.models import AuditEvent, Campaign, CampaignStatus, LedgerEntry, Tier, utcnow
+from tracker.models import Campaign, CampaignStatus, LedgerEntry, Tier, utcnow
+from tracker.services.audit import audit
 
 _SLUG = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?")
 
@@ -186,7 +187,9 @@ COLUMN_SETTINGS: dict[str, Callable[[Any], Any]] = {"cta": validate_cta}
 
 
 def _changeable() -> frozenset[str]:
-    return frozenset({*_EDITABLE, *COLUMN_SETTINGS, "tiers", "tier_labels", *_DONATE_SETTINGS})
+    return frozenset(
+        {*_EDITABLE, *COLUMN_SETTINGS, "slug", "tiers", "tier_labels", *_DONATE_SETTINGS}
+    )
 
 
 def _audit_value(value: Any) -> Any:
@@ -200,8 +203,9 @@ def _audit_value(value: Any) -> Any:
     return value
 
 
-def _snapshot(campaign: Campaign) -> dict[str, Any]:
-    state = {name: getattr(campaign, name) for name in (*_EDITABLE, *COLUMN_SETTINGS)}
+def campaign_snapshot(campaign: Campaign) -> dict[str, Any]:
+    """Every field ``update_campaign`` can change, as JSON values (what an audit record holds)."""
+    state = {name: getattr(campaign, name) for name in ("slug", *_EDITABLE, *COLUMN_SETTINGS)}
     state["tiers"] = [t.amount for t in campaign.tiers]
     state["tier_labels"] = [t.label for t in campaign.tiers]
     for key, column in _DONATE_SETTINGS.items():
@@ -210,15 +214,24 @@ def _snapshot(campaign: Campaign) -> dict[str, Any]:
 
 
 def update_campaign(
-    session: Session, slug: str, changes: Mapping[str, Any], actor: str
+    session: Session,
+    slug: str,
+    changes: Mapping[str, Any],
+    actor: str,
+    *,
+    address: str | None = None,
 ) -> Campaign:
     """Apply ``changes`` to campaign ``slug`` and audit them. Flushes; the caller commits.
 
-    Every value is checked as ``create_campaign`` checks it; currency, period and
-    timezone are fixed once the campaign has ledger entries (changing them would
-    move money already counted). What actually changed is written to one
-    ``campaign_updated`` audit event (``{"changes": {field: {"from", "to"}}}``);
-    setting a field to the value it has is not audited.
+    The one audited path for changing a campaign (``set-campaign`` and the
+    admin's edit form both call it). Every value is checked as
+    ``create_campaign`` checks it; currency, period and timezone are fixed once
+    the campaign has ledger entries (changing them would move money already
+    counted); the slug changes only while the campaign is a draft (embeds and
+    links name it once public). What actually changed is written to one
+    ``campaign_updated`` audit event (``{"changes": {field: {"from", "to"}}}``)
+    with who and from which address; setting a field to the value it has is
+    not audited.
 
     :param changes: field → new value. ``title``, ``locale``, ``status``
         (:class:`CampaignStatus`), ``show_cents``, ``starts_at``, ``ends_at``,
@@ -229,6 +242,7 @@ def update_campaign(
         takes them). A new stand-alone column is one more entry of
         :data:`COLUMN_SETTINGS`.
     :param actor: who asks (``cli:alice``, an admin's name), for the audit trail.
+    :param address: the client address when asked over HTTP (None from the CLI).
     :returns: the campaign.
     :raise CampaignNotFound: if no campaign has ``slug``.
     :raise CampaignError: for an unknown field or an invalid value.
@@ -237,7 +251,16 @@ def update_campaign(
     if unknown:
         raise CampaignError(f"cannot change {', '.join(sorted(unknown))}")
     campaign = get_campaign(session, slug)
-    before = _snapshot(campaign)
+    new_slug = changes.get("slug", campaign.slug)
+    if new_slug != campaign.slug:
+        # Checked first, on the status before this change: a draft may be
+        # renamed in the same edit that publishes it.
+        if campaign.status is not CampaignStatus.DRAFT:
+            raise CampaignError("the slug is fixed once the campaign is public")
+        validate_slug(new_slug)
+        if session.scalar(select(exists().where(Campaign.slug == new_slug))):
+            raise CampaignError(f"a campaign with slug {new_slug!r} already exists")
+    before = campaign_snapshot(campaign)
     columns = {k: COLUMN_SETTINGS[k](v) for k, v in changes.items() if k in COLUMN_SETTINGS}
     fields = {k: v for k, v in changes.items() if k in _EDITABLE}
     tiers = changes.get("tiers")
@@ -256,22 +279,26 @@ def update_campaign(
         from tracker.services.pledges import set_donate_settings
 
         set_donate_settings(session, slug, **settings)
-    after = _snapshot(campaign)
+    if new_slug != campaign.slug:
+        campaign.slug = new_slug
+        campaign.version += 1
+        campaign.updated_at = utcnow()
+        session.flush()
+    after = campaign_snapshot(campaign)
     moved = {
         name: {"from": before[name], "to": after[name]}
         for name in sorted(after)
         if before[name] != after[name]
     }
     if moved:
-        session.add(
-            AuditEvent(
-                actor=actor,
-                action="campaign_updated",
-                campaign_id=campaign.id,
-                details={"changes": moved},
-            )
+        audit(
+            session,
+            actor=actor,
+            action="campaign_updated",
+            campaign_id=campaign.id,
+            details={"changes": moved},
+            address=address,
         )
-        session.flush()
     return campaign
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -18,7 +18,7 @@ from sqlalchemy import Select, and_, or_, select
 from sqlalchemy.orm import Session
 
 from tracker.domain.ledger import EntryKind, EntrySource
-from tracker.domain.money import to_major
+from tracker.domain.money import decimals
 from tracker.domain.spreadsheet import safe_cell
 from tracker.models import Campaign, LedgerEntry, Pledge
 
@@ -156,38 +156,82 @@ CSV_HEADER = (
 )
 
 
+def _major_text(currency: str) -> Callable[[int], str]:
+    """A formatter of minor units as major units (``-12.05``), exact, as ``to_major`` writes.
+
+    Integer arithmetic: a ``Decimal`` per row was a sixth of the export's time.
+    """
+    places = decimals(currency)
+    if places == 0:
+        return str
+    scale = 10**places
+
+    def text(minor: int) -> str:
+        whole, part = divmod(abs(minor), scale)
+        return f"{'-' if minor < 0 else ''}{whole}.{part:0{places}d}"
+
+    return text
+
+
+# Rows per chunk of the CSV body: one socket write per chunk instead of per
+# line (about 8 kB per 100 rows), and one fetch from the database per chunk.
+CSV_CHUNK_ROWS = 500
+
+
 def csv_lines(session: Session, campaign: Campaign, filters: LedgerFilter) -> Iterator[str]:
-    """The CSV export, one line at a time (header first), streaming from the database.
+    """The CSV export in chunks of whole lines (header first), streaming from the database.
 
     Amounts in major units with the currency beside them, instants in ISO 8601
     with the campaign's offset, and every text cell neutralised against
-    spreadsheet formulas.
+    spreadsheet formulas. Plain column rows, not ORM objects (a third of the
+    cost per row), fetched ``CSV_CHUNK_ROWS`` at a time with a server-side
+    cursor, so memory stays flat whatever the number of rows.
     """
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
 
-    def line(values: tuple[object, ...]) -> str:
-        writer.writerow(values)
+    def flush() -> str:
         text = buffer.getvalue()
         buffer.seek(0)
         buffer.truncate()
         return text
 
-    yield line(CSV_HEADER)
+    writer.writerow(CSV_HEADER)
+    yield flush()
     zone = ZoneInfo(campaign.timezone)
-    query = _query(campaign, filters).execution_options(yield_per=2000)
-    for entry in session.scalars(query):
-        yield line(
+    currency = campaign.currency
+    major = _major_text(currency)
+    columns = (
+        LedgerEntry.id,
+        LedgerEntry.occurred_at,
+        LedgerEntry.kind,
+        LedgerEntry.source,
+        LedgerEntry.amount,
+        LedgerEntry.reference,
+        LedgerEntry.corrects_entry_id,
+        LedgerEntry.pledge_id,
+        LedgerEntry.note,
+    )
+    query = (
+        _query(campaign, filters)
+        .with_only_columns(*columns)
+        .execution_options(yield_per=CSV_CHUNK_ROWS)
+    )
+    result = session.execute(query)
+    for rows in result.partitions():
+        writer.writerows(
             (
-                entry.id,
-                entry.occurred_at.astimezone(zone).isoformat(),
-                entry.kind.value,
-                entry.source.value,
-                f"{to_major(entry.amount, campaign.currency):f}",
-                campaign.currency,
-                safe_cell(entry.reference),
-                entry.corrects_entry_id or "",
-                entry.pledge_id or "",
-                safe_cell(entry.note),
+                ident,
+                occurred_at.astimezone(zone).isoformat(),
+                kind.value,
+                source.value,
+                major(amount),
+                currency,
+                safe_cell(reference),
+                corrects or "",
+                pledge or "",
+                safe_cell(note),
             )
+            for ident, occurred_at, kind, source, amount, reference, corrects, pledge, note in rows
         )
+        yield flush()
