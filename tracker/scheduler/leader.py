@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import IO, Protocol
 
 import psycopg
+from psycopg.conninfo import make_conninfo
 from sqlalchemy.engine import make_url
 
 log = logging.getLogger("tracker.scheduler")
@@ -62,6 +63,33 @@ class Leadership(Protocol):
         ...
 
 
+def client_keepalives(idle: int) -> dict[str, int]:
+    """libpq parameters that break a connection whose server is gone in about ``idle`` + 3 s.
+
+    Keepalive probes find a dead peer while the connection is idle;
+    ``tcp_user_timeout`` (Linux) ends it while data of ours goes unacknowledged,
+    which keepalives do not cover. Without them a cut-off process waits for
+    TCP's own retransmission limit, about 15 minutes.
+    """
+    return {
+        "keepalives": 1,
+        "keepalives_idle": idle,
+        "keepalives_interval": 1,
+        "keepalives_count": 3,
+        "tcp_user_timeout": (idle + 3) * 1000,
+    }
+
+
+def server_keepalives(idle: int) -> dict[str, int]:
+    """The same limits on the server's side of a session (settable per session)."""
+    return {
+        "tcp_keepalives_idle": idle,
+        "tcp_keepalives_interval": 1,
+        "tcp_keepalives_count": 3,
+        "tcp_user_timeout": (idle + 3) * 1000,
+    }
+
+
 def _conninfo(url: str) -> str:
     return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
@@ -79,22 +107,19 @@ class PostgresLeadership:
     def _connect(self) -> psycopg.Connection[tuple[object, ...]]:
         idle = self._keepalive
         conn = psycopg.connect(
-            self._conninfo,
+            make_conninfo(
+                self._conninfo,
+                application_name=self._label[:63],
+                connect_timeout=max(idle, 2),
+                **client_keepalives(idle),
+            ),
             autocommit=True,
-            application_name=self._label[:63],
-            connect_timeout=max(idle, 2),
-            keepalives=1,
-            keepalives_idle=idle,
-            keepalives_interval=1,
-            keepalives_count=3,
-            # Unacknowledged data for this long breaks the connection (Linux).
-            tcp_user_timeout=(idle + 3) * 1000,
         )
         # The server probes us too, and ends the session (freeing the lock) when we
-        # are gone without a word.
-        conn.execute(f"SET tcp_keepalives_idle = {idle}")
-        conn.execute("SET tcp_keepalives_interval = 1")
-        conn.execute("SET tcp_keepalives_count = 3")
+        # are gone without a word: keepalives while the session is idle, and
+        # tcp_user_timeout while an answer of its own goes unacknowledged.
+        for name, value in server_keepalives(idle).items():
+            conn.execute(f"SET {name} = {value}")
         conn.execute(f"SET statement_timeout = {(idle + 3) * 1000}")
         return conn
 
