@@ -103,6 +103,7 @@ class PostgresLeadership:
         self._label = label or process_label()
         self._conn: psycopg.Connection[tuple[object, ...]] | None = None
         self.held = False
+        self._unreachable = False
 
     def _connect(self) -> psycopg.Connection[tuple[object, ...]]:
         idle = self._keepalive
@@ -140,8 +141,12 @@ class PostgresLeadership:
             row = self._conn.execute("SELECT pg_try_advisory_lock(%s)", (LOCK_KEY,)).fetchone()
         except psycopg.Error as exc:
             log.warning("leader lock: database unreachable: %s", str(exc).strip().splitlines()[0])
+            self._unreachable = True
             self._drop()
             return False
+        if self._unreachable:
+            log.info("leader lock: database reachable again")
+            self._unreachable = False
         self.held = bool(row and row[0])
         return self.held
 
@@ -157,6 +162,7 @@ class PostgresLeadership:
             ).fetchone()
         except psycopg.Error as exc:
             log.warning("leader lock lost: %s", str(exc).strip().splitlines()[0])
+            self._unreachable = True
             self._drop()
             return False
         if not (row and row[0]):
