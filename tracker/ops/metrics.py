@@ -162,6 +162,8 @@ def forget_dead_processes() -> list[int]:
     directory = multiprocess_dir()
     if not directory:
         return []
+    # The scheduler may start before the web service has made it.
+    Path(directory).mkdir(parents=True, exist_ok=True)
     gone = []
     for path in Path(directory).glob("gauge_live*_*.db"):
         pid_text = path.stem.rsplit("_", 1)[-1]
