@@ -260,6 +260,7 @@ def seed_campaign(
     timezone: str = "UTC",
     seed: int = 20261128,
     verify: bool = True,
+    analyze: bool = True,
 ) -> Seeded:
     """Create an active USD campaign ``slug`` with ``entries`` ledger entries, in bulk.
 
@@ -270,6 +271,8 @@ def seed_campaign(
     ``entries`` so the campaign is about half-way to its top tier.
 
     :param verify: recompute the totals from the ledger with ``check_totals``.
+    :param analyze: ``ANALYZE`` the database afterwards; a caller seeding many
+        campaigns passes False and runs it once at the end.
     :raise BenchError: if the stored totals drift from the ledger.
     """
     began = time.perf_counter()
@@ -342,10 +345,11 @@ def seed_campaign(
                         for key, bucket in totals.items()
                     ],
                 )
-        with database.engine.connect() as conn:
-            # What autovacuum / a DBA would have done on a real database of this size.
-            conn.exec_driver_sql("ANALYZE")
-            conn.commit()
+        if analyze:
+            with database.engine.connect() as conn:
+                # What autovacuum / a DBA would have done on a real database of this size.
+                conn.exec_driver_sql("ANALYZE")
+                conn.commit()
         if verify:
             with database.session(write=False) as session:
                 drifts = check_totals(session)
