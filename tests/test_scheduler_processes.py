@@ -172,7 +172,8 @@ def test_two_schedulers_a_killed_leader_and_a_burst_from_gunicorn(
 
     with smtp_sink() as smtp, schedulers(_env(db_url, smtp), tmp_path) as start:
         first, second = start(), start()
-        wait_until(lambda: first.leads or second.leads, 20, "a leader")
+        # Generous: two interpreters starting on a loaded machine take a while.
+        wait_until(lambda: first.leads or second.leads, 60, "a leader")
         wait_until(lambda: len(smtp.messages) >= 2, 20, "the catch-up summary")
 
         # A burst through four gunicorn workers crossing two tiers at once.

@@ -221,8 +221,9 @@ class SchedulerProcess:
         cleared = metrics.forget_dead_processes()
         if cleared:
             log.info("metrics of dead process(es) %s removed", ", ".join(map(str, cleared)))
-        with self._leader_lock:
-            self._became(False)
+        # 0 until the first election says otherwise (announced by leader_tick).
+        metrics.set_leader(self.host, False)
+        self._gauge_set = True
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
         log.info(
