@@ -8,6 +8,7 @@ figure is a ratio against a baseline measured in the same run, as each
 benchmark's docstring explains.
 
     python bench/run_all.py            # the full set, about 20 minutes on 2 cores
+                                       # (plus the scheduler's, 10-40 minutes of seeding)
     python bench/run_all.py --quick    # smaller sizes, fewer and shorter rounds, ~5 minutes
     python bench/run_all.py --json     # the figures as one JSON document instead
     python bench/run_all.py --only embed,webhooks
