@@ -8,6 +8,7 @@ figure is a ratio against a baseline measured in the same run, as each
 benchmark's docstring explains.
 
     python bench/run_all.py            # the full set, about 20 minutes on 2 cores
+                                       # (plus the scheduler's, 10-40 minutes of seeding)
     python bench/run_all.py --quick    # smaller sizes, fewer and shorter rounds, ~5 minutes
     python bench/run_all.py --json     # the figures as one JSON document instead
     python bench/run_all.py --only embed,webhooks
@@ -224,6 +225,42 @@ def read_admin(path: Path | None, _stdout: str) -> list[Figure]:
     return figures
 
 
+def read_scheduler(_path: Path | None, stdout: str) -> list[Figure]:
+    """bench/scheduler.py's JSON lines: summary and milestone check per campaign, two sizes.
+
+    Its own ratios are "large over small" (≤ 1.2 is flat); the table's are
+    "higher is better", so they appear inverted: small-size cost over
+    large-size cost, at least 1 / 1.2.
+    """
+    figures = []
+    for row in _json_lines(stdout):
+        small, large, db = _size(row["small"]), _size(row["large"]), row["db"]
+        per = row["per_campaign_us"]
+        at_small, at_large = per[str(row["small"])], per[str(row["large"])]
+        for step, name in (("summary", "summary run"), ("quiet", "quiet milestone check")):
+            figures.append(
+                Figure(
+                    "scheduler",
+                    f"{name} per campaign, cost at {small} / at {large} entries, {db}",
+                    round(1 / row[f"{step}_growth"], 3),
+                    0.83,
+                    f"{at_small[step]:,.0f} vs {at_large[step]:,.0f} µs per campaign "
+                    f"({row['campaigns']:,} campaigns; {large} within 1.2× of {small})",
+                )
+            )
+        figures.append(
+            Figure(
+                "scheduler",
+                f"milestone check, campaign with a new entry / quiet one, {large} entries, {db}",
+                round(1 / row["quiet_over_busy"], 1),
+                10,
+                f"{at_large['busy']:,.0f} vs {at_large['quiet']:,.0f} µs per campaign "
+                "(a quiet campaign costs under a tenth)",
+            )
+        )
+    return figures
+
+
 BENCHMARKS = (
     Benchmark("progress_api", "progress_api.py", (), ("--quick",), read_progress, writes_json=True),
     Benchmark(
@@ -251,6 +288,14 @@ BENCHMARKS = (
         writes_json=False,
     ),
     Benchmark("admin", "admin.py", (), ("--quick",), read_admin, writes_json=True),
+    Benchmark(
+        "scheduler",
+        "scheduler.py",
+        (),
+        ("--campaigns", "100", "--sizes", "1000,100000", "--rounds", "2"),
+        read_scheduler,
+        writes_json=False,
+    ),
 )
 
 

@@ -94,8 +94,9 @@ if os.environ.get("TRACKER_LOG_FORMAT", "").strip().lower() == "json":
 # --- Prometheus (tracker/ops/metrics.py) -------------------------------------------
 # Each worker writes its counters to files in this directory and /metrics sums
 # them. It must be set before any worker imports prometheus_client, must start
-# empty (old files would be counted again) and must be private to this server.
-# systemd gives one in /run (RuntimeDirectory=); elsewhere a temporary one.
+# without dead processes' files (they would be counted again). The scheduler on
+# this host writes there too. systemd gives one in /run (RuntimeDirectory=);
+# elsewhere a temporary one.
 if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="tracker-prometheus-")
 # Loading the app (gunicorn --check-config too) already opens files there.
@@ -103,13 +104,29 @@ Path(os.environ["PROMETHEUS_MULTIPROC_DIR"]).mkdir(parents=True, exist_ok=True)
 
 
 def on_starting(server: Any) -> None:
-    """Empty the metrics directory: a new server counts from zero."""
+    """Empty the metrics directory of dead processes' files: a new server counts from zero.
+
+    A live process's files stay: the scheduler shares the directory (its leader
+    and job gauges reach /metrics this way) and outlives a web restart.
+    """
     directory = Path(os.environ["PROMETHEUS_MULTIPROC_DIR"])
     for path in directory.iterdir():
         if path.is_dir():
             shutil.rmtree(path)
-        else:
+        elif not _alive(path.stem.rsplit("_", 1)[-1]):
             path.unlink()
+
+
+def _alive(pid: str) -> bool:
+    if not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True
 
 
 def child_exit(server: Any, worker: Any) -> None:

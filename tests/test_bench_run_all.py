@@ -95,6 +95,38 @@ def test_each_benchmarks_output_becomes_figures_with_their_targets(tmp_path: Pat
     assert text.count("| PASS |") == 4 and text.count("| **FAIL** |") == 3
 
 
+def test_the_scheduler_benchmark_reads_as_higher_is_better_figures() -> None:
+    line = {
+        "db": "postgresql",
+        "campaigns": 1000,
+        "small": 10000,
+        "large": 1000000,
+        "rounds": 3,
+        "per_campaign_us": {
+            "10000": {"summary": 3000.0, "quiet": 50.0, "busy": 900.0},
+            "1000000": {"summary": 3300.0, "quiet": 60.0, "busy": 1000.0},
+        },
+        "summary_growth": 1.1,
+        "quiet_growth": 1.25,
+        "busy_growth": 1.111,
+        "quiet_over_busy": 0.06,
+    }
+    figures = run_all.read_scheduler(None, "seeding...\n" + json.dumps(line) + "\n")
+    verdicts = {f.figure: (f.ratio, f.passed) for f in figures}
+    assert verdicts == {
+        "summary run per campaign, cost at 10k / at 1M entries, postgresql": (0.909, True),
+        "quiet milestone check per campaign, cost at 10k / at 1M entries, postgresql": (
+            0.8,
+            False,
+        ),
+        "milestone check, campaign with a new entry / quiet one, 1M entries, postgresql": (
+            16.7,
+            True,
+        ),
+    }
+    assert "scheduler" in {b.name for b in run_all.BENCHMARKS}
+
+
 def test_a_benchmark_that_crashes_is_an_error_row_and_a_failure(tmp_path: Path) -> None:
     crash = tmp_path / "crash.py"
     crash.write_text("import sys; print('half a line'); sys.exit(2)\n")

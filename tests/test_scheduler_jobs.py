@@ -206,8 +206,70 @@ def test_a_failing_job_is_logged_and_the_scheduler_goes_on(
     spec = jobs.JobSpec("broken", None, broken, "always fails")
     process._run(spec)  # a follower does nothing
     assert "broken" not in caplog.text
-    process.is_leader = True
-    with caplog.at_level(logging.INFO, logger="tracker.scheduler"):
-        process._run(spec)
+    process.leader_tick()  # takes the real lock: a job checks it before it runs
+    assert process.is_leader
+    try:
+        with caplog.at_level(logging.INFO, logger="tracker.scheduler"):
+            process._run(spec)
+    finally:
+        process.leadership.release()
     assert "job broken started" in caplog.text
     assert "job broken failed after" in caplog.text and "SMTP exploded" in caplog.text
+
+
+def _break_lock(process: object, db_url: str) -> None:
+    """Take the lock away from ``process`` the way a lost network does, from outside."""
+    from tracker.scheduler.leader import FileLeadership, lock_path
+
+    if isinstance(process.leadership, FileLeadership):  # type: ignore[attr-defined]
+        lock_path(db_url).unlink()  # the file it locks is no longer the one at the path
+        return
+    database = Database(db_url)
+    try:
+        with database.engine.begin() as conn:
+            from sqlalchemy import text
+
+            # The server ends the lock's session, as its keepalives do for a silent client.
+            ended = conn.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                    " WHERE application_name = :label AND datname = current_database()"
+                ),
+                {"label": process.label[:63]},  # type: ignore[attr-defined]
+            ).all()
+        assert ended == [(True,)]
+    finally:
+        database.dispose()
+
+
+def test_a_leader_that_lost_its_lock_runs_no_job_and_steps_down(
+    app: Flask, db_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    from tracker.scheduler.process import SchedulerProcess
+
+    ran: list[str] = []
+
+    def job(_app: Flask, _stop: threading.Event) -> str:
+        ran.append("ran")
+        return "done"
+
+    process = SchedulerProcess(app)
+    spec = jobs.JobSpec("probe", None, job, "records that it ran")
+    process.leader_tick()
+    assert process.is_leader
+    try:
+        process._run(spec)
+        assert ran == ["ran"]
+        # Delivery's stop check proves the lock too, not only the last poll.
+        assert not process.job_stop.is_set()
+        _break_lock(process, db_url)
+        with caplog.at_level(logging.INFO):
+            process._run(spec)  # no leader_tick in between: the job itself checks
+        assert ran == ["ran"], "a job ran in a process that no longer held the lock"
+        assert not process.is_leader
+        assert process.job_stop.is_set()
+        assert "is no longer the leader" in caplog.text
+    finally:
+        process.leadership.release()

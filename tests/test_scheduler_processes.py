@@ -6,10 +6,13 @@ same Message-ID, as docs/scheduler.md says)."""
 from __future__ import annotations
 
 import os
+import re
 import signal
+import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -17,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -176,6 +180,7 @@ def test_two_schedulers_a_killed_leader_and_a_burst_from_gunicorn(
 
     with smtp_sink() as smtp, schedulers(_env(db_url, smtp), tmp_path) as start:
         first, second = start(), start()
+        # Generous: two interpreters starting on a loaded machine take a while.
         wait_until(lambda: first.leads or second.leads, 60, "a leader")
         wait_until(lambda: len(smtp.messages) >= 2, 60, "the catch-up summary")
 
@@ -259,3 +264,84 @@ def test_killed_in_the_middle_of_a_delivery(
     assert set(by_id) == ids, "every message arrived"
     # The one being sent when the process died may arrive twice, with one Message-ID.
     assert sum(by_id.values()) - len(by_id) <= 1
+
+
+def _scrape(base: str, token: str) -> list[tuple[str, dict[str, str], float]]:
+    request = urllib.request.Request(
+        f"{base}/metrics", headers={"Authorization": f"Bearer {token}"}
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        text = response.read().decode()
+    return [
+        (sample.name, sample.labels, sample.value)
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    ]
+
+
+def test_metrics_show_the_leader_and_each_jobs_last_success_and_job_lines_carry_an_id(
+    db_url: str, session: Session, tmp_path: Path
+) -> None:
+    factories.campaign(session, "fund")
+    session.commit()
+    token = "scrape-" + "t" * 40
+    directory = tmp_path / "prometheus"
+    directory.mkdir()
+    # gunicorn and the scheduler share the host's multiprocess directory, as the
+    # systemd units do (docs/operations.md).
+    env = {
+        **webhook_env(db_url),
+        "PROMETHEUS_MULTIPROC_DIR": str(directory),
+        "TRACKER_METRICS_TOKEN": token,
+    }
+    started = time.time()
+    with schedulers(env, tmp_path) as start, gunicorn(env, workers=2) as base:
+        scheduler = start()
+        pattern = re.compile(r"\[([0-9a-f]{32})\] job deliver (started|ok in [0-9.]+ms: .+)$")
+
+        def ids_of_deliver_runs() -> dict[str, list[str]]:
+            runs: dict[str, list[str]] = {}
+            for line in scheduler.text().splitlines():
+                found = pattern.search(line)
+                if found:
+                    runs.setdefault(found[1], []).append(found[2].split()[0])
+            return runs
+
+        wait_until(
+            lambda: any(steps == ["started", "ok"] for steps in ids_of_deliver_runs().values()),
+            30,
+            "a deliver run logged from start to end",
+        )
+        runs = ids_of_deliver_runs()
+        assert len(runs) >= 1 and all(
+            steps in (["started", "ok"], ["started"]) for steps in runs.values()
+        )
+
+        samples = _scrape(base, token)
+        leaders = [
+            (labels, value) for name, labels, value in samples if name == "tracker_scheduler_leader"
+        ]
+        assert leaders == [({"host": socket.gethostname(), "pid": str(scheduler.process.pid)}, 1.0)]
+        last = {
+            labels["job"]: value
+            for name, labels, value in samples
+            if name == "tracker_scheduler_job_last_success_timestamp_seconds"
+        }
+        assert last["deliver"] >= started
+        ok_runs = {
+            labels["job"]: value
+            for name, labels, value in samples
+            if name == "tracker_scheduler_job_runs_total" and labels["outcome"] == "ok"
+        }
+        assert ok_runs["deliver"] >= 1
+
+        assert scheduler.stop() == 0
+        after = _scrape(base, token)
+        # A process that stopped leads nothing; when its job last worked still counts.
+        assert not [s for s in after if s[0] == "tracker_scheduler_leader"]
+        last_after = {
+            labels["job"]: value
+            for name, labels, value in after
+            if name == "tracker_scheduler_job_last_success_timestamp_seconds"
+        }
+        assert last_after["deliver"] >= last["deliver"]

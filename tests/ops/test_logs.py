@@ -195,8 +195,10 @@ def test_json_log_format_writes_json_lines(db_url: str, capsys: pytest.CaptureFi
 
 
 def test_a_job_logs_one_line_with_its_own_id(lines: Lines) -> None:
-    with logs.job("summaries", sent=3) as job_id:
+    with logs.job("summaries", sent=3) as run:
         logging.getLogger("tracker.notify").warning("one channel was slow")
+        run.outcome = "3 sent"
+    job_id = run.id
     with pytest.raises(RuntimeError), logs.job("milestones"):
         raise RuntimeError("smtp down")
     inner, done, failed = lines.json[-3:]
@@ -204,6 +206,8 @@ def test_a_job_logs_one_line_with_its_own_id(lines: Lines) -> None:
     record = json.loads(done)
     assert (record["job"], record["outcome"], record["sent"]) == ("summaries", "ok", 3)
     assert record["request_id"] == job_id
+    assert record["message"].startswith("job summaries ok in ")
+    assert record["message"].endswith("ms: 3 sent")
     failure = json.loads(failed)
     assert (failure["job"], failure["outcome"]) == ("milestones", "failed")
     assert "smtp down" in failure["exc_info"]

@@ -196,24 +196,50 @@ def check(session: Session, context: Context, now: datetime | None = None) -> Ch
     """Alert on tiers reached, report ended periods, thank new donors. Flushes only."""
     instant = now or utcnow()
     report = CheckReport()
-    rows = notification_rows(session)
-    if not rows:
+    # First the few columns that tell whether anything is new, as plain tuples:
+    # a quiet campaign costs one row of this and one of the totals below, never
+    # the loading of its campaign, tiers and settings as objects.
+    light = session.execute(
+        select(
+            Campaign.id,
+            Campaign.period,
+            Campaign.timezone,
+            CampaignNotification.checked_period,
+            CampaignNotification.checked_version,
+        ).join(CampaignNotification, CampaignNotification.campaign_id == Campaign.id)
+    ).all()
+    if not light:
         return report
-    periods = {c.id: period_at(c.period, c.timezone, instant).key for c, _ in rows}
-    totals = {
-        (t.campaign_id, t.period_key): t
-        for t in session.scalars(
-            select(PeriodTotal).where(
+    periods = {cid: period_at(kind, zone, instant).key for cid, kind, zone, _, _ in light}
+    totals: dict[tuple[int, str], tuple[int, int]] = {
+        (cid, key): (version, raised)
+        for cid, key, version, raised in session.execute(
+            select(
+                PeriodTotal.campaign_id,
+                PeriodTotal.period_key,
+                PeriodTotal.version,
+                PeriodTotal.raised,
+            ).where(
                 tuple_(PeriodTotal.campaign_id, PeriodTotal.period_key).in_(list(periods.items()))
             )
         )
     }
+    changed = [
+        cid
+        for cid, _, _, checked_period, checked_version in light
+        if not (
+            checked_period == periods[cid]
+            and checked_version == totals.get((cid, periods[cid]), (0, 0))[0]
+        )
+    ]
+    if not changed:
+        return report  # nothing new anywhere: the whole cost of a quiet check
+    rows = notification_rows(session, changed)
     for campaign, row in rows:
         key = periods[campaign.id]
-        total = totals.get((campaign.id, key))
-        version = total.version if total else 0
+        version, raised = totals.get((campaign.id, key), (0, 0))
         if row.checked_period == key and row.checked_version == version:
-            continue  # nothing new: the whole cost for a quiet campaign
+            continue  # changed between the two reads: the next check sees it
         report.looked_at += 1
         if row.checked_period is None:
             baseline(session, campaign, row, instant)
@@ -223,7 +249,6 @@ def check(session: Session, context: Context, now: datetime | None = None) -> Ch
             done = _report(session, campaign, to, row.checked_period, context, instant)
             if done:
                 report.reports.append(done)
-        raised = total.raised if total else 0
         before = row.checked_raised if row.checked_period == key else 0
         if to:
             report.alerts += _alerts(

@@ -145,21 +145,36 @@ def init_app(app: Flask) -> None:
         return response
 
 
-@contextmanager
-def job(name: str, **fields: Any) -> Iterator[str]:
-    """Log one line when job ``name`` ends (ok or failed, with its duration); yields its id.
+class Job:
+    """One run of a job: its id, and what its end-of-run line should say."""
 
-    Lines logged inside the block carry the job's id, as request lines carry the
-    request's. An exception is logged with its traceback and re-raised.
+    __slots__ = ("fields", "id", "name", "outcome")
+
+    def __init__(self, name: str, fields: dict[str, Any]) -> None:
+        self.id = secrets.token_hex(16)
+        self.name = name
+        self.fields = fields
+        # A short description of what the run did, appended to its line ("3 sent").
+        self.outcome = ""
+
+
+@contextmanager
+def job(name: str, **fields: Any) -> Iterator[Job]:
+    """Log one line when job ``name`` ends (ok or failed, with its duration); yields the run.
+
+    Lines logged inside the block carry the run's id (``Job.id``), as request
+    lines carry the request's. The block may set ``Job.outcome`` and add to
+    ``Job.fields`` for the final line. An exception is logged with its traceback
+    and re-raised.
 
     :param fields: extra structured fields for the line (counts, never personal data).
     """
     log = logging.getLogger(JOB_LOGGER)
-    job_id = secrets.token_hex(16)
-    token = _job_id.set(job_id)
+    run = Job(name, dict(fields))
+    token = _job_id.set(run.id)
     started = time.perf_counter()
     try:
-        yield job_id
+        yield run
     except BaseException:
         seconds = time.perf_counter() - started
         log.exception(
@@ -172,14 +187,15 @@ def job(name: str, **fields: Any) -> Iterator[str]:
     else:
         seconds = time.perf_counter() - started
         log.info(
-            "job %s ok in %.1fms",
+            "job %s ok in %.1fms%s",
             name,
             seconds * 1000,
+            f": {run.outcome}" if run.outcome else "",
             extra={
                 "job": name,
                 "outcome": "ok",
                 "duration_ms": round(seconds * 1000, 3),
-                **fields,
+                **run.fields,
             },
         )
     finally:

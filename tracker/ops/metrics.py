@@ -21,7 +21,23 @@ Families (all prefixed ``tracker_``):
   scheduler's outgoing messages still pending or failed (when that table exists);
 - ``render_cache_total{result}`` -- hits and misses of the per-process render cache;
 - ``request_duration_seconds{group}`` -- request latency per route group
-  (the blueprint: api, embed, donate, webhooks, ...; health; unmatched).
+  (the blueprint: api, embed, donate, webhooks, ...; health; unmatched);
+- ``scheduler_leader{host, pid}`` -- 1 while that scheduler process holds the
+  leader lock, 0 while it waits (only processes alive on this host);
+- ``scheduler_job_last_success_timestamp_seconds{job}`` -- when each job last
+  ended without an error (Unix time; the latest of this host's schedulers);
+- ``scheduler_job_runs_total{job, outcome}`` -- job runs that ended ``ok`` or ``failed``.
+
+The scheduler is a process of its own (``flask tracker scheduler``). Its
+figures reach ``/metrics`` through the same multiprocess directory: the
+scheduler's unit sets the same ``PROMETHEUS_MULTIPROC_DIR`` as gunicorn's, so
+its files are summed like a worker's, with no table or heartbeat in the
+database. The leader gauge is ``liveall`` (one series per live process; a
+process that stops clean removes its own, one killed has its removed by the
+next scheduler to start on the host); the last-success gauge is ``max``, so a
+scheduler that has died still counts for when the job last worked. Without
+the directory (``flask run``, tests) each process keeps its own figures and
+the web's ``/metrics`` has none of the scheduler's.
 """
 
 from __future__ import annotations
@@ -29,11 +45,13 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Iterator
 from datetime import datetime
+from pathlib import Path
 
 from prometheus_client import (
     REGISTRY,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     generate_latest,
     multiprocess,
@@ -69,6 +87,25 @@ REQUEST_SECONDS = Histogram(
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
 _REQUEST_CHILDREN: dict[str, Histogram] = {}
+SCHEDULER_LEADER = Gauge(
+    "tracker_scheduler_leader",
+    "1 while this scheduler process holds the leader lock, 0 while it waits.",
+    ["host"],
+    # One series per live process (with its pid): "no leader" is max() == 0 and
+    # "two leaders" sum() > 1, and a stopped process drops out of the sum.
+    multiprocess_mode="liveall",
+)
+JOB_LAST_SUCCESS = Gauge(
+    "tracker_scheduler_job_last_success_timestamp_seconds",
+    "When the job last ended without an error (Unix time).",
+    ["job"],
+    # The latest of every process's, dead ones included: a job that worked an hour
+    # ago in a scheduler since killed did work an hour ago.
+    multiprocess_mode="max",
+)
+JOB_RUNS = Counter(
+    "tracker_scheduler_job_runs", "Scheduler job runs by job and outcome.", ["job", "outcome"]
+)
 
 # The inbox statuses that are backlog (the other two are final).
 _WAITING = (InboxStatus.RECEIVED, InboxStatus.DEFERRED, InboxStatus.FAILED)
@@ -88,6 +125,63 @@ def observe_request(group: str, seconds: float) -> None:
 def count_webhook(event_type: str, outcome: str) -> None:
     """Count one webhook delivery of ``event_type`` ending in ``outcome``."""
     WEBHOOK_EVENTS.labels(event_type, outcome).inc()
+
+
+def job_metric_name(job_id: str) -> str:
+    """The ``job`` label of a job: its id, with the per-campaign summary jobs as one."""
+    return "summary" if job_id.startswith("summary:") else job_id
+
+
+def set_leader(host: str, leading: bool) -> None:
+    """Record whether this scheduler process leads."""
+    SCHEDULER_LEADER.labels(host).set(1 if leading else 0)
+
+
+def job_finished(job_id: str, ok: bool, at: float) -> None:
+    """Count one run of ``job_id``; ``at`` (Unix time) is its last success when ``ok``."""
+    name = job_metric_name(job_id)
+    JOB_RUNS.labels(name, "ok" if ok else "failed").inc()
+    if ok:
+        JOB_LAST_SUCCESS.labels(name).set(at)
+
+
+def process_stopped(pid: int | None = None) -> None:
+    """Drop the live gauges of process ``pid`` (this one by default) from the directory."""
+    directory = multiprocess_dir()
+    if directory:
+        multiprocess.mark_process_dead(pid or os.getpid(), directory)  # type: ignore[no-untyped-call]
+
+
+def forget_dead_processes() -> list[int]:
+    """Drop the live gauges left by processes of this host that died without cleaning up.
+
+    gunicorn does it for its workers (``child_exit``); a scheduler killed with
+    SIGKILL leaves its leader gauge at 1, so each scheduler does it at start.
+    Returns the pids whose files were removed.
+    """
+    directory = multiprocess_dir()
+    if not directory:
+        return []
+    # The scheduler may start before the web service has made it.
+    Path(directory).mkdir(parents=True, exist_ok=True)
+    gone = []
+    for path in Path(directory).glob("gauge_live*_*.db"):
+        pid_text = path.stem.rsplit("_", 1)[-1]
+        if not pid_text.isdigit() or _alive(int(pid_text)):
+            continue
+        process_stopped(int(pid_text))
+        gone.append(int(pid_text))
+    return sorted(set(gone))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True
 
 
 def multiprocess_dir() -> str | None:

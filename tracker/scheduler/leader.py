@@ -6,15 +6,19 @@ The lock lives exactly as long as that session:
 
 - a leader killed with ``kill -9`` closes its socket; the server ends the
   session at once and the lock is free for the next poll of a follower;
-- a leader that loses the network cannot close anything, so the session is
-  told to probe its client (server-side TCP keepalives: idle
-  ``TRACKER_SCHEDULER_LEADER_KEEPALIVE_SECONDS``, then 3 probes a second
-  apart): the server drops it after about keepalive + 3 s, and the
-  follower takes over at its next poll. The old leader's own re-check fails
-  (client keepalives and ``tcp_user_timeout``) and it stops running jobs.
+- a leader that loses the network cannot close anything, so both ends of the
+  lock's connection give up on a silent peer in about keepalive + 3 s
+  (``TRACKER_SCHEDULER_LEADER_KEEPALIVE_SECONDS``): the session sets the
+  server's TCP keepalives and ``tcp_user_timeout`` for itself, and the client
+  has the same as libpq parameters (:func:`client_keepalives`). The server
+  then ends the session and a follower takes the lock at its next poll; the
+  old leader's check of its lock (before each job, between two deliveries)
+  fails and it steps down.
 
 With the defaults (keepalive 4 s, poll 2 s) a follower takes over within
-about 9 s, inside the 15 s the scheduler promises.
+about 9 s, inside the 15 s the scheduler promises (8.6 s measured by
+tests/test_scheduler_network.py with the link of the leader's network
+namespace taken down).
 
 SQLite: an exclusive ``flock`` on a file beside the database, released by the
 kernel when the holding process dies, however it dies (one machine only,
@@ -32,6 +36,7 @@ from pathlib import Path
 from typing import IO, Protocol
 
 import psycopg
+from psycopg.conninfo import make_conninfo
 from sqlalchemy.engine import make_url
 
 log = logging.getLogger("tracker.scheduler")
@@ -62,6 +67,33 @@ class Leadership(Protocol):
         ...
 
 
+def client_keepalives(idle: int) -> dict[str, int]:
+    """libpq parameters that break a connection whose server is gone in about ``idle`` + 3 s.
+
+    Keepalive probes find a dead peer while the connection is idle;
+    ``tcp_user_timeout`` (Linux) ends it while data of ours goes unacknowledged,
+    which keepalives do not cover. Without them a cut-off process waits for
+    TCP's own retransmission limit, about 15 minutes.
+    """
+    return {
+        "keepalives": 1,
+        "keepalives_idle": idle,
+        "keepalives_interval": 1,
+        "keepalives_count": 3,
+        "tcp_user_timeout": (idle + 3) * 1000,
+    }
+
+
+def server_keepalives(idle: int) -> dict[str, int]:
+    """The same limits on the server's side of a session (settable per session)."""
+    return {
+        "tcp_keepalives_idle": idle,
+        "tcp_keepalives_interval": 1,
+        "tcp_keepalives_count": 3,
+        "tcp_user_timeout": (idle + 3) * 1000,
+    }
+
+
 def _conninfo(url: str) -> str:
     return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
@@ -75,26 +107,24 @@ class PostgresLeadership:
         self._label = label or process_label()
         self._conn: psycopg.Connection[tuple[object, ...]] | None = None
         self.held = False
+        self._unreachable = False
 
     def _connect(self) -> psycopg.Connection[tuple[object, ...]]:
         idle = self._keepalive
         conn = psycopg.connect(
-            self._conninfo,
+            make_conninfo(
+                self._conninfo,
+                application_name=self._label[:63],
+                connect_timeout=max(idle, 2),
+                **client_keepalives(idle),
+            ),
             autocommit=True,
-            application_name=self._label[:63],
-            connect_timeout=max(idle, 2),
-            keepalives=1,
-            keepalives_idle=idle,
-            keepalives_interval=1,
-            keepalives_count=3,
-            # Unacknowledged data for this long breaks the connection (Linux).
-            tcp_user_timeout=(idle + 3) * 1000,
         )
         # The server probes us too, and ends the session (freeing the lock) when we
-        # are gone without a word.
-        conn.execute(f"SET tcp_keepalives_idle = {idle}")
-        conn.execute("SET tcp_keepalives_interval = 1")
-        conn.execute("SET tcp_keepalives_count = 3")
+        # are gone without a word: keepalives while the session is idle, and
+        # tcp_user_timeout while an answer of its own goes unacknowledged.
+        for name, value in server_keepalives(idle).items():
+            conn.execute(f"SET {name} = {value}")
         conn.execute(f"SET statement_timeout = {(idle + 3) * 1000}")
         return conn
 
@@ -115,8 +145,12 @@ class PostgresLeadership:
             row = self._conn.execute("SELECT pg_try_advisory_lock(%s)", (LOCK_KEY,)).fetchone()
         except psycopg.Error as exc:
             log.warning("leader lock: database unreachable: %s", str(exc).strip().splitlines()[0])
+            self._unreachable = True
             self._drop()
             return False
+        if self._unreachable:
+            log.info("leader lock: database reachable again")
+            self._unreachable = False
         self.held = bool(row and row[0])
         return self.held
 
@@ -132,6 +166,7 @@ class PostgresLeadership:
             ).fetchone()
         except psycopg.Error as exc:
             log.warning("leader lock lost: %s", str(exc).strip().splitlines()[0])
+            self._unreachable = True
             self._drop()
             return False
         if not (row and row[0]):

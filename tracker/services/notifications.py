@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -130,9 +131,13 @@ def recipients(row: CampaignNotification | None) -> Recipients:
     return Recipients(emails, row.chat_url)
 
 
-def notification_rows(session: Session) -> list[tuple[Campaign, CampaignNotification]]:
-    """Every campaign that has settings, with them."""
+def notification_rows(
+    session: Session, ids: Sequence[int] | None = None
+) -> list[tuple[Campaign, CampaignNotification]]:
+    """Every campaign that has settings (or only those of ``ids``), with them."""
     query = select(Campaign, CampaignNotification).join(
         CampaignNotification, CampaignNotification.campaign_id == Campaign.id
     )
+    if ids is not None:
+        query = query.where(Campaign.id.in_(ids))
     return [(c, n) for c, n in session.execute(query)]
