@@ -20,7 +20,7 @@ Exit status 1 if the ratio missed its target or the run found a problem
 (a total that is not the client's own sum, an event left behind, …).
 
     .venv/bin/python bench/cluster.py [--quick] [--seed N] [--events 10000]
-        [--rounds 5] [--round-events 500]
+        [--rounds 5] [--round-events 400]
 """
 
 from __future__ import annotations
@@ -44,14 +44,14 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--events", type=int, default=None, help="storm size (10,000)")
     parser.add_argument("--rounds", type=int, default=None, help="round pairs (5)")
-    parser.add_argument("--round-events", type=int, default=None, help="per round (500)")
+    parser.add_argument("--round-events", type=int, default=None, help="per round (400)")
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument(
         "--quick", action="store_true", help="a 2,000-event storm, 3 round pairs of 300"
     )
     args = parser.parse_args()
     seed = args.seed if args.seed is not None else secrets.randbelow(1_000_000)
-    quick = (2_000, 3, 300) if args.quick else (10_000, 5, 500)
+    quick = (2_000, 3, 300) if args.quick else (10_000, 5, 400)
     outcome = run(
         seed,
         events=args.events or quick[0],

@@ -174,7 +174,7 @@ def run(
     *,
     events: int = 10_000,
     rounds: int = 5,
-    round_events: int = 500,
+    round_events: int = 400,
     connections: int = 32,
     require_namespaces: bool = False,
     out: Callable[[str], None] = print,
@@ -189,7 +189,7 @@ def run(
 
     storm = plan(seed, events)
     # The same draw for both sides of a round (same mix and order), its own ids.
-    warm = [plan(seed + 1, max(200, round_events), prefix=f"warm{side}") for side in "ab"]
+    warm = [plan(seed + 1, max(200, round_events // 2), prefix=f"warm{side}") for side in "ab"]
     measured = [
         (
             plan(seed + 2 + i, round_events, prefix=f"r{i}a"),

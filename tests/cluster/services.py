@@ -323,6 +323,8 @@ class Spawner:
         except subprocess.TimeoutExpired:
             self._process.kill()
             self._process.wait(timeout=10)
+        if self._process.stdout is not None:
+            self._process.stdout.close()
 
 
 @contextlib.contextmanager
