@@ -110,8 +110,9 @@ class Outcome:
                 "LATENCY p50/p99 ms: one host {:.0f}/{:.0f}; ".format(*self.latency_one_host)
                 + "two hosts {:.0f}/{:.0f}; ".format(*self.latency_two_hosts)
                 + "storm from the first fault on {:.0f}/{:.0f}".format(*self.latency_faults),
-                f"DEFERRED before the final retry-inbox: {self.deferred_after_storm} "
-                f"(of which {self.deferred_after_rounds} left by the throughput rounds)",
+                f"DEFERRED: {self.deferred_after_rounds} after the fault-free throughput "
+                f"rounds, {self.deferred_after_storm} after the storm, before the final "
+                "retry-inbox (the schedulers' own retry job may apply some in between)",
             ]
         )
 
