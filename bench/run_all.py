@@ -7,9 +7,9 @@ its target, PASS or FAIL, and the ratios measured within the run. Every
 figure is a ratio against a baseline measured in the same run, as each
 benchmark's docstring explains.
 
-    python bench/run_all.py            # the full set, about 20 minutes on 2 cores
+    python bench/run_all.py            # the full set, about 25 minutes on 2 cores
                                        # (plus the scheduler's, 10-40 minutes of seeding)
-    python bench/run_all.py --quick    # smaller sizes, fewer and shorter rounds, ~5 minutes
+    python bench/run_all.py --quick    # smaller sizes, fewer and shorter rounds, ~10 minutes
     python bench/run_all.py --json     # the figures as one JSON document instead
     python bench/run_all.py --only embed,webhooks
 
@@ -261,6 +261,34 @@ def read_scheduler(_path: Path | None, stdout: str) -> list[Figure]:
     return figures
 
 
+def read_cluster(_path: Path | None, stdout: str) -> list[Figure]:
+    """bench/cluster.py's JSON line: two hosts against one, and whether the money held."""
+    row = [r for r in _json_lines(stdout) if "round_ratios" in r][-1]
+    where = "network namespaces" if row["namespaces"] else "loopback fallback (not root)"
+    ratios = " ".join(f"{r:.2f}" for r in row["round_ratios"])
+    problems = row["problems"]
+    return [
+        Figure(
+            "cluster",
+            "webhook events/s through nginx, two hosts x 2 workers / one host x 4",
+            row["ratio"],
+            0.9,
+            f"{row['two_hosts_events_per_s']:,} vs {row['one_host_events_per_s']:,} events/s "
+            f"(medians); round pairs {ratios}; {where}",
+        ),
+        Figure(
+            "cluster",
+            "storm under faults: every total exact, nothing left in the inbox",
+            0.0 if problems else 1.0,
+            1.0,
+            (f"{len(problems)} problem(s): " + "; ".join(problems))[:300]
+            if problems
+            else f"{row['deferred_before_retry_inbox']} deferred before the final "
+            f"retry-inbox; {row['storm_with_faults_events_per_s']:,} events/s with faults",
+        ),
+    ]
+
+
 BENCHMARKS = (
     Benchmark("progress_api", "progress_api.py", (), ("--quick",), read_progress, writes_json=True),
     Benchmark(
@@ -296,6 +324,9 @@ BENCHMARKS = (
         read_scheduler,
         writes_json=False,
     ),
+    # Needs root for its network namespaces (else loopback, said in the table) and
+    # redis-server; a few minutes in full, about two with --quick.
+    Benchmark("cluster", "cluster.py", (), ("--quick",), read_cluster, writes_json=False),
 )
 
 
@@ -356,7 +387,7 @@ def table(outcomes: list[Outcome]) -> str:
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmarks, print the table (or ``--json``); 1 if any figure misses."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="short versions (~5 minutes)")
+    parser.add_argument("--quick", action="store_true", help="short versions (~7 minutes)")
     parser.add_argument("--json", action="store_true", help="print one JSON document instead")
     parser.add_argument(
         "--only",

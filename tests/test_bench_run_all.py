@@ -196,3 +196,41 @@ def test_admin_figures_are_ceilings_flatness_livez_and_csv_memory(tmp_path: Path
     assert "| ≤ 1.2× |" in text and "| ≤ 50 MB |" in text and "**12.50 MB**" in text
     assert text.count("| PASS |") == 3 and text.count("| **FAIL** |") == 2
     assert "admin" in {b.name for b in run_all.BENCHMARKS}
+
+
+def _cluster_line(**changes: object) -> str:
+    row: dict[str, object] = {
+        "seed": 7,
+        "namespaces": True,
+        "one_host_events_per_s": 120.0,
+        "two_hosts_events_per_s": 114.0,
+        "ratio": 0.95,
+        "round_ratios": [0.93, 0.95, 1.01],
+        "storm_with_faults_events_per_s": 98.5,
+        "storm_before_first_fault_events_per_s": 110.0,
+        "p50_p99_ms_one_host": [200, 600],
+        "p50_p99_ms_two_hosts_no_fault": [210, 640],
+        "p50_p99_ms_with_faults": [230, 1400],
+        "deferred_before_retry_inbox": 1,
+        "seconds": 150.0,
+        "problems": [],
+    }
+    row.update(changes)
+    return "\n".join(["storm seed 7: 2,000 deliveries", json.dumps(row)])
+
+
+def test_the_cluster_benchmark_is_run_quick_and_read_with_its_target() -> None:
+    (cluster,) = [b for b in run_all.BENCHMARKS if b.name == "cluster"]
+    assert (cluster.script, cluster.quick) == ("cluster.py", ("--quick",))
+    throughput, money = run_all.read_cluster(None, _cluster_line())
+    assert (throughput.ratio, throughput.target, throughput.passed) == (0.95, 0.9, True)
+    assert "0.93 0.95 1.01" in throughput.detail and "namespaces" in throughput.detail
+    assert money.passed and "1 deferred" in money.detail
+
+    slow, broken = run_all.read_cluster(
+        None, _cluster_line(ratio=0.69, problems=["storm usd-news: stored (1, 1)"])
+    )
+    assert not slow.passed and not broken.passed
+    assert "usd-news" in broken.detail
+    text = run_all.table([run_all.Outcome("cluster", 1.0, [slow, broken], None)])
+    assert text.count("| **FAIL** |") == 2

@@ -1,29 +1,35 @@
-"""One run of the cluster: baseline, storm under faults, checks, figures.
+"""One run of the cluster: throughput rounds, storm under faults, checks, figures.
 
 Shared by ``tests/cluster/test_cluster.py`` (which asserts that the run found
 no problem) and ``bench/cluster.py`` (which prints the figures). The order:
 
-1. the network, PostgreSQL and Redis of the run; the campaigns of both storms;
-2. baseline: one host, 4 gunicorn workers, behind nginx, a storm of its own
-   without faults — events/s and latency of one host with all the workers;
-3. the storm: two hosts of 2 workers each (the same 4 workers in total) behind
-   nginx, with the faults fired at moments drawn from the seed once a quarter
-   of the sends are out (the sends before the first fault give the fault-free
-   rate and latency of two hosts);
+1. the network, PostgreSQL and Redis of the run; the campaigns of every storm;
+2. throughput, without faults or schedulers: one host with 4 gunicorn workers
+   (A) and two hosts with 2 each (B, the same 4 in total), both up at once
+   behind nginx with the same configuration; each gets an unmeasured warm-up
+   storm, then ``ANALYZE``; then rounds A B, B A, A B, … each a fresh storm of
+   the same draw (same event mix and order, its own ids), each preceded by a
+   ``CHECKPOINT``. The ratio is the median of the rounds' B/A ratios: a load
+   burst from elsewhere on the machine hits one round pair, not one side;
+3. the storm: two hosts of 2 workers each behind nginx (with the schedulers),
+   with the faults fired at moments drawn from the seed once a quarter of the
+   sends are out;
 4. the checks: one ``retry-inbox`` (an event deferred behind its payment
-   waits for it), then the widget through nginx shows the final totals within
-   5 s, nothing left received or failed, every total exactly
-   the client's own sum, ``check-totals`` clean, and (with the scheduler) one
-   milestone message per tier crossed.
+   waits for it; how many were deferred is printed), then the widget through
+   nginx shows the final totals within 5 s, nothing left received, failed or
+   deferred, every total exactly the client's own sum, ``check-totals`` clean,
+   and (with the scheduler) one milestone message per tier crossed.
 """
 
 from __future__ import annotations
 
 import contextlib
 import random
+import statistics
 import time
 import urllib.error
 import urllib.request
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -49,43 +55,78 @@ class Outcome:
     seed: int
     problems: list[str] = field(default_factory=list)
     lines: list[str] = field(default_factory=list)
-    baseline_rate: float = float("nan")
-    cluster_rate: float = float("nan")
+    # Throughput rounds (no fault): events/s of each round, one host (A) and two (B).
+    one_host_rounds: list[float] = field(default_factory=list)
+    two_hosts_rounds: list[float] = field(default_factory=list)
     storm_rate: float = float("nan")
-    latency_clean: tuple[float, float] = (float("nan"), float("nan"))
+    storm_clean_rate: float = float("nan")
+    latency_one_host: tuple[float, float] = (float("nan"), float("nan"))
+    latency_two_hosts: tuple[float, float] = (float("nan"), float("nan"))
     latency_faults: tuple[float, float] = (float("nan"), float("nan"))
-    latency_baseline: tuple[float, float] = (float("nan"), float("nan"))
+    deferred_after_rounds: int = 0
+    deferred_after_storm: int = 0
     widget_seconds: float = float("nan")
     seconds: float = 0.0
     isolated: bool = False
     scheduler: bool = False
 
     @property
+    def round_ratios(self) -> list[float]:
+        """Each round pair's two-hosts / one-host events/s."""
+        return [b / a for a, b in zip(self.one_host_rounds, self.two_hosts_rounds, strict=True)]
+
+    @property
     def ratio(self) -> float:
-        """Two hosts' fault-free events/s over one host's (same workers in total)."""
-        return self.cluster_rate / self.baseline_rate if self.baseline_rate else float("nan")
+        """The median of the round pairs' ratios (two hosts over one, same workers in total)."""
+        ratios = [r for r in self.round_ratios if r == r]
+        return statistics.median(ratios) if ratios else float("nan")
+
+    @property
+    def one_host_rate(self) -> float:
+        """Median events/s of one host x 4 workers over the rounds."""
+        return _median(self.one_host_rounds)
+
+    @property
+    def two_hosts_rate(self) -> float:
+        """Median events/s of two hosts x 2 workers over the rounds."""
+        return _median(self.two_hosts_rounds)
 
     def figures(self) -> str:
         """The benchmark figures as a few lines."""
+        rounds = ", ".join(
+            f"{a:.0f}/{b:.0f}={b / a:.2f}"
+            for a, b in zip(self.one_host_rounds, self.two_hosts_rounds, strict=True)
+        )
         return "\n".join(
             [
-                f"events/s through nginx: one host x 4 workers {self.baseline_rate:.0f}; "
-                f"two hosts x 2 workers {self.cluster_rate:.0f} (before the first fault) "
-                f"→ ratio {self.ratio:.2f}x (target ≥ 0.9x); whole storm with faults "
-                f"{self.storm_rate:.0f}",
-                "webhook latency p50/p99 (ms): "
-                f"one host {self.latency_baseline[0]:.0f}/{self.latency_baseline[1]:.0f}; "
-                "two hosts, no fault yet {:.0f}/{:.0f}; ".format(*self.latency_clean)
-                + "from the first fault on {:.0f}/{:.0f}".format(*self.latency_faults),
+                f"THROUGHPUT events/s through nginx, no fault, {len(self.one_host_rounds)} "
+                f"interleaved round pairs: one host x 4 workers {self.one_host_rate:.0f}, "
+                f"two hosts x 2 workers {self.two_hosts_rate:.0f} (medians) → ratio "
+                f"{self.ratio:.2f}x (median of the pairs; target ≥ 0.9x: "
+                f"{'met' if self.ratio >= 0.9 else 'MISSED'})",
+                f"  rounds one/two=ratio: {rounds}",
+                f"  storm: {self.storm_clean_rate:.0f} events/s before the first fault, "
+                f"{self.storm_rate:.0f} over the whole storm with faults",
+                "LATENCY p50/p99 ms: one host {:.0f}/{:.0f}; ".format(*self.latency_one_host)
+                + "two hosts {:.0f}/{:.0f}; ".format(*self.latency_two_hosts)
+                + "storm from the first fault on {:.0f}/{:.0f}".format(*self.latency_faults),
+                f"DEFERRED: {self.deferred_after_rounds} after the fault-free throughput "
+                f"rounds, {self.deferred_after_storm} after the storm, before the final "
+                "retry-inbox (the schedulers' own retry job may apply some in between)",
             ]
         )
+
+
+def _median(values: list[float]) -> float:
+    kept = [v for v in values if v == v]
+    return statistics.median(kept) if kept else float("nan")
 
 
 def _rate(report: SendReport, until: float = float("inf"), warmup: float = 0.1) -> float:
     """2xx answers per second, after the first ``warmup`` share of them and before ``until``.
 
-    The first answers of fresh workers cost more (connections, statement caches):
-    both sides of the comparison skip the same share of them.
+    The first answers of a round cost more (new connections, a ramp to full
+    concurrency): both sides of the comparison skip the same share of them.
     """
     done = sorted(a.started + a.seconds for a in report.attempts if 200 <= a.status < 300)
     done = [t for t in done if t <= until]
@@ -93,6 +134,14 @@ def _rate(report: SendReport, until: float = float("inf"), warmup: float = 0.1) 
     if len(done) - skip < 2:
         return float("nan")
     return (len(done) - skip - 1) / (done[-1] - done[skip])
+
+
+def _pooled(reports: list[SendReport]) -> SendReport:
+    """One report with every attempt of ``reports`` (for latency over several rounds)."""
+    pooled = SendReport()
+    for report in reports:
+        pooled.attempts += report.attempts
+    return pooled
 
 
 def _widget(front: Frontend, storm: Plan, since: float) -> tuple[float, list[str]]:
@@ -125,7 +174,8 @@ def run(
     seed: int,
     *,
     events: int = 10_000,
-    baseline_events: int = 2_000,
+    rounds: int = 5,
+    round_events: int = 400,
     connections: int = 32,
     require_namespaces: bool = False,
     out: Callable[[str], None] = print,
@@ -139,8 +189,15 @@ def run(
         out(line)
 
     storm = plan(seed, events)
-    base = plan(seed + 1, baseline_events, prefix="base")
-    warmup = plan(seed + 2, max(200, baseline_events // 5), prefix="warm")
+    # The same draw for both sides of a round (same mix and order), its own ids.
+    warm = [plan(seed + 1, max(200, round_events // 2), prefix=f"warm{side}") for side in "ab"]
+    measured = [
+        (
+            plan(seed + 2 + i, round_events, prefix=f"r{i}a"),
+            plan(seed + 2 + i, round_events, prefix=f"r{i}b"),
+        )
+        for i in range(rounds)
+    ]
     say(storm.describe())
     with infrastructure(require_namespaces=require_namespaces) as infra:
         outcome.isolated = infra.net.isolated
@@ -149,7 +206,8 @@ def run(
             f"PostgreSQL {infra.pg.bindir.parent.name} at {infra.pg.address}:{infra.pg.port}, "
             f"Redis {infra.redis_url}"
         )
-        for each in (warmup, base, storm):
+        throughput = [*warm, *(p for pair in measured for p in pair)]
+        for each in (*throughput, storm):
             infra.create_campaigns(each)
         outcome.scheduler = sched.available(infra)
         say(
@@ -158,10 +216,10 @@ def run(
             else "scheduler: no `tracker scheduler` command on this checkout: its steps are off"
         )
         try:
-            _baseline(infra, warmup, base, connections, seed, outcome, say)
+            _throughput(infra, warm, measured, connections, seed, outcome, say)
             _storm(infra, storm, connections, seed, outcome, say)
-            _check_totals(infra, warmup, outcome, say, "warm-up")
-            _check_totals(infra, base, outcome, say, "baseline")
+            for each in throughput:
+                _check_totals(infra, each, outcome, say, each.campaigns[0].slug.split("-")[0])
         except Exception:
             say(infra.log_tails())
             raise
@@ -175,32 +233,70 @@ def run(
     return outcome
 
 
-def _baseline(
+def _throughput(
     infra: Infrastructure,
-    warmup: Plan,
-    base: Plan,
+    warm: list[Plan],
+    measured: list[tuple[Plan, Plan]],
     connections: int,
     seed: int,
     outcome: Outcome,
     say: Callable[[str], None],
 ) -> None:
-    with frontend(infra, infra.net.hosts[:1], workers=4) as one:
-        # A fresh database has no planner statistics and autovacuum first looks after
-        # a minute: warm it up and ANALYZE, or the baseline alone pays for that.
-        warm = send(warmup.deliveries, "127.0.0.1", one.port, connections=connections, seed=seed)
-        if warm.given_up:
-            outcome.problems.append(f"warm-up: {warm.given_up} deliveries never got a 2xx")
+    """Interleaved rounds, without faults: one host x 4 workers (A), two hosts x 2 (B)."""
+    with (
+        frontend(infra, infra.net.hosts[:1], workers=4) as one,
+        frontend(infra, infra.net.hosts, workers=2) as two,
+    ):
+        sides = {"one host": one, "two hosts": two}
+        # Fresh workers, a fresh database without planner statistics: each side's
+        # first storm is not measured, then ANALYZE, as autovacuum would on a live one.
+        for (name, front), each in zip(sides.items(), warm, strict=True):
+            report = send(
+                each.deliveries, "127.0.0.1", front.port, connections=connections, seed=seed
+            )
+            if report.given_up:
+                outcome.problems.append(f"warm-up {name}: {report.given_up} never got a 2xx")
         infra.analyze()
-        report = send(base.deliveries, "127.0.0.1", one.port, connections=connections, seed=seed)
-    outcome.baseline_rate = _rate(report)
-    outcome.latency_baseline = report.latency_ms()
-    say(
-        f"baseline (host a, 4 workers): {report.acknowledged:,} deliveries in "
-        f"{report.seconds:.1f} s, {report.redeliveries} redeliveries, "
-        f"statuses {dict(sorted(report.statuses.items()))}"
-    )
-    if report.given_up:
-        outcome.problems.append(f"baseline: {report.given_up} deliveries never got a 2xx")
+        reports: dict[str, list[SendReport]] = {name: [] for name in sides}
+        for i, (plan_a, plan_b) in enumerate(measured):
+            order = [("one host", plan_a), ("two hosts", plan_b)]
+            if i % 2:
+                order.reverse()  # A B, B A, A B, …: a drift in load cancels out
+            for name, each in order:
+                infra.checkpoint()
+                report = send(
+                    each.deliveries,
+                    "127.0.0.1",
+                    sides[name].port,
+                    connections=connections,
+                    seed=seed,
+                )
+                reports[name].append(report)
+                if report.given_up:
+                    outcome.problems.append(
+                        f"round {i + 1} {name}: {report.given_up} deliveries never got a 2xx"
+                    )
+                say(
+                    f"round {i + 1} {name}: {_rate(report):.0f} events/s, "
+                    f"{report.acknowledged:,} deliveries in {report.seconds:.1f} s, "
+                    f"{report.redeliveries} redeliveries, "
+                    f"statuses {dict(sorted(report.statuses.items()))}"
+                )
+    outcome.one_host_rounds = [_rate(r) for r in reports["one host"]]
+    outcome.two_hosts_rounds = [_rate(r) for r in reports["two hosts"]]
+    outcome.latency_one_host = _pooled(reports["one host"]).latency_ms()
+    outcome.latency_two_hosts = _pooled(reports["two hosts"]).latency_ms()
+    left = infra.deferred()
+    outcome.deferred_after_rounds = len(left)
+    say(f"deferred after the throughput rounds: {len(left)} {_kinds(left)}")
+
+
+def _kinds(events: list[tuple[str, str]]) -> str:
+    """``(charge.refunded 2, …)``: how many of each type, for the report."""
+    if not events:
+        return ""
+    counts = Counter(type_ for _, type_ in events)
+    return "(" + ", ".join(f"{t} {n}" for t, n in sorted(counts.items())) + ")"
 
 
 def _storm(
@@ -242,15 +338,20 @@ def _storm(
         # (docs/reliability.md). So the one retry-inbox runs first, and the widget
         # must then show the final totals within 5 s of it.
         say(f"inbox after the storm: {infra.inbox()}")
+        left = infra.deferred()
+        outcome.deferred_after_storm = len(left)
+        say(
+            f"deferred before the final retry-inbox: {len(left)} {_kinds(left)}"
+            + "".join(f"\n  {event_id} {type_}" for event_id, type_ in left[:10])
+        )
         say("retry-inbox: " + infra.cli("retry-inbox").replace("\n", " | "))
         settled = time.monotonic()
         widget_seconds, problems = _widget(front, storm, settled)
         outcome.widget_seconds = widget_seconds
         outcome.problems += problems
         first_fault = faults.first_fault_time()
-        outcome.cluster_rate = _rate(report, until=first_fault)
+        outcome.storm_clean_rate = _rate(report, until=first_fault)
         outcome.storm_rate = report.rate()
-        outcome.latency_clean = report.latency_ms(until=first_fault)
         outcome.latency_faults = report.latency_ms(since=first_fault)
         say(
             f"storm (hosts a+b, 2 workers each, {connections} connections): "

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import glob
+import json
 import os
 import pwd
 import shutil
@@ -18,7 +19,9 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -223,12 +226,123 @@ def redis(address: str) -> Iterator[str]:
 # --------------------------------------------------------------------------- gunicorn
 
 
+# The app servers' session leader: it starts every gunicorn of a run in its own
+# session, so they all share one scheduler autogroup. Linux (autogroup is on by
+# default) shares the CPU fairly between sessions when it is contended: if each
+# gunicorn had a session of its own (setsid), two hosts would get twice the CPU of
+# one host on a loaded machine, and the throughput ratio would measure the kernel,
+# not nginx (before this, two hosts were up to 2.7x faster under load and 0.69x
+# on an idle machine). Children are reaped by the kernel (SIGCHLD ignored): the
+# test watches them by pid.
+_SPAWNER = """
+import json, signal, subprocess, sys
+signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+children = []
+for line in sys.stdin:
+    job = json.loads(line)
+    try:
+        with open(job["log"], "ab") as log:
+            child = subprocess.Popen(
+                job["argv"], cwd=job["cwd"], env=job["env"], stdout=log,
+                stderr=subprocess.STDOUT, process_group=0,
+            )
+    except OSError as exc:
+        print(json.dumps({"error": str(exc)}), flush=True)
+        continue
+    children.append(child)
+    print(json.dumps({"pid": child.pid}), flush=True)
+"""
+
+
+@dataclass(slots=True)
+class Spawned:
+    """A process started by the :class:`Spawner` (not our child): watched by pid."""
+
+    pid: int
+    returncode: int | None = None
+
+    def poll(self) -> int | None:
+        """None while it runs; then 0 (its exit status is its parent's to know)."""
+        if self.returncode is None:
+            try:
+                os.kill(self.pid, 0)
+            except ProcessLookupError:
+                self.returncode = 0
+        return self.returncode
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """SIGTERM its process group, then SIGKILL if it lingers."""
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            if self.poll() is not None:
+                return
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.pid, sig)
+            deadline = time.monotonic() + timeout
+            while self.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.05)
+
+
+class Spawner:
+    """One session for every app server of a run (see ``_SPAWNER`` for why)."""
+
+    def __init__(self) -> None:
+        self._process = subprocess.Popen(
+            [sys.executable, "-c", _SPAWNER],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
+        self._lock = threading.Lock()
+
+    def spawn(self, argv: list[str], env: dict[str, str], log: Path) -> Spawned:
+        """Start ``argv`` (its own process group, in the spawner's session).
+
+        :raise ServiceError: when it cannot be started.
+        """
+        job = {"argv": argv, "env": env, "cwd": str(ROOT), "log": str(log)}
+        with self._lock:
+            assert self._process.stdin is not None and self._process.stdout is not None
+            self._process.stdin.write(json.dumps(job) + "\n")
+            self._process.stdin.flush()
+            answer = self._process.stdout.readline()
+        if not answer:
+            raise ServiceError(f"the app servers' spawner exited ({self._process.poll()})")
+        reply = json.loads(answer)
+        if "error" in reply:
+            raise ServiceError(f"cannot start {argv[0]}: {reply['error']}")
+        return Spawned(int(reply["pid"]))
+
+    def close(self) -> None:
+        """End the spawner (what it started is stopped by its own ``with`` blocks)."""
+        with contextlib.suppress(OSError):
+            if self._process.stdin is not None:
+                self._process.stdin.close()
+        try:
+            self._process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait(timeout=10)
+        if self._process.stdout is not None:
+            self._process.stdout.close()
+
+
+@contextlib.contextmanager
+def spawner() -> Iterator[Spawner]:
+    """A :class:`Spawner` until the block ends."""
+    made = Spawner()
+    try:
+        yield made
+    finally:
+        made.close()
+
+
 @dataclass(slots=True)
 class AppServer:
     """gunicorn on one host: its master process and where it listens."""
 
     host: Host
-    process: subprocess.Popen[bytes]
+    process: Spawned
     port: int
     log: Path
 
@@ -254,11 +368,20 @@ class AppServer:
 
 
 @contextlib.contextmanager
-def gunicorn(host: Host, env: dict[str, str], *, workers: int, logdir: Path) -> Iterator[AppServer]:
+def gunicorn(
+    host: Host,
+    env: dict[str, str],
+    *,
+    workers: int,
+    logdir: Path,
+    spawner: Spawner,
+    start_timeout: float = 60.0,
+) -> Iterator[AppServer]:
     """``gunicorn wsgi:app`` with ``workers`` sync workers inside ``host``'s namespace.
 
     :param env: the complete process environment (see :func:`bench.harness.app_environment`).
-    :raise bench.harness.BenchError: when it exits or does not answer ``/livez``.
+    :param spawner: starts it, in the session all the run's app servers share.
+    :raise ServiceError: when it exits or does not answer ``/livez`` in time.
     """
     port = harness.free_port()
     log = logdir / f"gunicorn-{host.name}-{port}.log"
@@ -281,8 +404,24 @@ def gunicorn(host: Host, env: dict[str, str], *, workers: int, logdir: Path) -> 
         ]
     )
     ready = f"http://{host.address}:{port}/livez"
-    with harness.serving(command, ready, log, env=env, name=f"gunicorn on host {host.name}") as p:
-        yield AppServer(host, p, port, log)
+    process = spawner.spawn(command, env, log)
+    try:
+        deadline = time.monotonic() + start_timeout
+        while True:
+            if process.poll() is not None:
+                raise ServiceError(f"gunicorn on host {host.name} exited:\n{_tail(log)}")
+            with contextlib.suppress(OSError), urllib.request.urlopen(ready, timeout=1) as answer:
+                if answer.status == 200:
+                    break
+            if time.monotonic() > deadline:
+                raise ServiceError(
+                    f"gunicorn on host {host.name} did not answer {ready} "
+                    f"within {start_timeout:.0f} s:\n{_tail(log)}"
+                )
+            time.sleep(0.1)
+        yield AppServer(host, process, port, log)
+    finally:
+        process.stop()
 
 
 def flask_command(host: Host, env: dict[str, str], *args: str, timeout: float = 120) -> str:

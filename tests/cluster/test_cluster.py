@@ -22,7 +22,7 @@ from tests.cluster import services
 from tests.cluster.run import run
 from tests.conftest import IN_CI, missing_service
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(420)]
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]
 
 
 def _programs_missing() -> list[str]:
