@@ -12,8 +12,8 @@ real endpoint does (``tracker.gateway.webhooks.verify``), then:
   Link payment), through the raw driver (psycopg / sqlite3, no SQLAlchemy), in
   the two transactions the issue asks for: store and commit, then lock the inbox
   row, find the campaign, create the pledge, claim the payment, book the entry,
-  the donor and the totals, look for events waiting on the payment, finish the
-  inbox row, commit;
+  the donor, the period totals (with their bound) and the day's totals, look for
+  events waiting on the payment, finish the inbox row, commit;
 - ``/floor/apply-once``: the same statements in a single transaction.
 
 Not part of the service and never imported by it: the routes skip every check
@@ -37,7 +37,9 @@ from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from sqlalchemy.engine import make_url
 
 from tracker import create_app
+from tracker.domain.daily import local_day
 from tracker.gateway.webhooks import InvalidWebhook, WebhookEvent, verify
+from tracker.models import TOTAL_LIMIT
 
 # The statements, written for psycopg (%s); sqlite3 gets them with ? instead.
 _STORE = (
@@ -46,7 +48,7 @@ _STORE = (
     " ON CONFLICT (id) DO NOTHING RETURNING id"
 )
 _LOCK_INBOX = "SELECT status, livemode FROM stripe_events WHERE id = %s"
-_CAMPAIGN = "SELECT id, currency FROM campaigns WHERE slug = %s"
+_CAMPAIGN = "SELECT id, currency, timezone FROM campaigns WHERE slug = %s"
 _PLEDGE = (
     "INSERT INTO pledges (campaign_id, amount, currency, frequency, donor_email, anonymous,"
     " source, status, stripe_payment_intent_id, paid_at, created_at, updated_at)"
@@ -74,6 +76,17 @@ _TOTALS = (
     " donors = period_totals.donors + excluded.donors,"
     " payments = period_totals.payments + excluded.payments,"
     " version = period_totals.version + 1, updated_at = excluded.updated_at"
+    # The service's bound: a total never leaves ±TOTAL_LIMIT (no row back: refused).
+    " WHERE period_totals.raised + excluded.raised BETWEEN -%s AND %s RETURNING 1"
+)
+_DAILY = (
+    "INSERT INTO daily_totals (campaign_id, day, raised, payments, gross, refunded, disputed)"
+    " VALUES (%s, %s, %s, 1, %s, 0, 0) ON CONFLICT (campaign_id, day) DO UPDATE SET"
+    " raised = daily_totals.raised + excluded.raised,"
+    " payments = daily_totals.payments + excluded.payments,"
+    " gross = daily_totals.gross + excluded.gross,"
+    " refunded = daily_totals.refunded + excluded.refunded,"
+    " disputed = daily_totals.disputed + excluded.disputed"
 )
 _WAITING = (
     "SELECT id, payload FROM stripe_events WHERE status = 'deferred'"
@@ -192,7 +205,7 @@ def _book(raw: _Raw, run: Callable[[str, tuple[Any, ...]], Any], event: WebhookE
     email = obj["receipt_email"]
     donor = f"email:{email}"
     run(_LOCK_INBOX + ("" if raw.sqlite else " FOR UPDATE"), (event.id,)).fetchone()
-    campaign_id, currency = run(_CAMPAIGN, (obj["metadata"]["tracker_campaign"],)).fetchone()
+    campaign_id, currency, zone = run(_CAMPAIGN, (obj["metadata"]["tracker_campaign"],)).fetchone()
     (pledge,) = run(
         _PLEDGE, (campaign_id, amount, currency, email, intent, paid_at, now, now)
     ).fetchone()
@@ -202,7 +215,11 @@ def _book(raw: _Raw, run: Callable[[str, tuple[Any, ...]], Any], event: WebhookE
     ).fetchone()
     run(_ENTRY, (campaign_id, intent, amount, currency, paid_at, donor, pledge, now)).fetchone()
     added = run(_DONOR, (campaign_id, donor)).fetchone()
-    run(_TOTALS, (campaign_id, amount, 1 if added else 0, now))
+    counted = run(
+        _TOTALS, (campaign_id, amount, 1 if added else 0, now, TOTAL_LIMIT, TOTAL_LIMIT)
+    ).fetchone()
+    assert counted is not None  # the bench's totals are far from the bound
+    run(_DAILY, (campaign_id, local_day(zone, event.created), amount, amount))
     run(_WAITING, (intent, charge)).fetchall()
     run(_FINISH, (now, event.id))
 

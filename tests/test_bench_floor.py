@@ -19,7 +19,7 @@ from tracker.db import Database
 from tracker.domain.periods import PeriodKind
 from tracker.models import InboxStatus, LedgerEntry, PeriodTotal, Pledge, StripeEvent, StripePayment
 from tracker.services.campaigns import CampaignSpec, create_campaign
-from tracker.services.ledger import check_totals
+from tracker.services.ledger import check_daily_totals, check_totals
 
 
 @pytest.fixture
@@ -69,6 +69,8 @@ def test_floor_routes_book_like_the_service(floor_app: Flask, db_url: str, tmp_p
             total = session.scalars(select(PeriodTotal)).one()
             assert (total.raised, total.payments, total.donors) == (2000, 2, 2)
             assert check_totals(session) == []
+            # The service books each payment on its day too: so must its floor.
+            assert check_daily_totals(session) == []
     finally:
         database.dispose()
 

@@ -19,6 +19,7 @@ from sqlalchemy import Executable, case, func, literal, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from tracker.db import Prepared
 from tracker.domain.daily import DayFigures, day_delta, fold_day, local_day
 from tracker.domain.ledger import EntryKind, EntrySource, LedgerError, donor_key_for, signed
 from tracker.domain.periods import period_key
@@ -57,24 +58,58 @@ def _insert_for(dialect: str, table: Any) -> postgresql.Insert | sqlite.Insert:
 
 # The three statements of a booking are built once per dialect and given their
 # values as parameters: building an upsert costs more than running it here.
+# They run on the driver's cursor (tracker.db.Prepared), every column given.
+_ENTRY_COLUMNS = (
+    "campaign_id",
+    "source",
+    "reference",
+    "kind",
+    "amount",
+    "currency",
+    "occurred_at",
+    "period_key",
+    "donor_key",
+    "pledge_id",
+    "note",
+    "created_at",
+    "corrects_entry_id",
+)
+_TOTALS_COLUMNS = (
+    "campaign_id",
+    "period_key",
+    "raised",
+    "payments",
+    "donors",
+    "version",
+    "updated_at",
+)
+_DAILY_COLUMNS = ("campaign_id", "day", "raised", "payments", "gross", "refunded", "disputed")
+
+
 @cache
-def _entry_insert(dialect: str) -> Executable:
-    return (
+def _entry_insert(dialect: str) -> Prepared:
+    return Prepared(
         _insert_for(dialect, LedgerEntry.__table__)
         .on_conflict_do_nothing(index_elements=["source", "reference"])
-        .returning(LedgerEntry.id)
+        .returning(LedgerEntry.id),
+        _ENTRY_COLUMNS,
     )
 
 
 @cache
-def _donor_insert(dialect: str) -> Executable:
-    return (
-        _insert_for(dialect, PeriodDonor.__table__).on_conflict_do_nothing().returning(literal(1))
+def _donor_insert(dialect: str) -> Prepared:
+    return Prepared(
+        _insert_for(dialect, PeriodDonor.__table__).on_conflict_do_nothing().returning(literal(1)),
+        ("campaign_id", "period_key", "donor_key"),
     )
 
 
 @cache
-def _totals_upsert(dialect: str) -> Executable:
+def _totals_upsert(dialect: str) -> Prepared:
+    return Prepared(_totals_statement(dialect), _TOTALS_COLUMNS)
+
+
+def _totals_statement(dialect: str) -> Executable:
     table = PeriodTotal.__table__
     stmt = _insert_for(dialect, table)
     raised = table.c.raised + stmt.excluded.raised
@@ -94,15 +129,18 @@ def _totals_upsert(dialect: str) -> Executable:
 
 
 @cache
-def _daily_upsert(dialect: str) -> Executable:
+def _daily_upsert(dialect: str) -> Prepared:
     table = DailyTotal.__table__
     stmt = _insert_for(dialect, table)
-    return stmt.on_conflict_do_update(
-        index_elements=["campaign_id", "day"],
-        set_={
-            name: table.c[name] + stmt.excluded[name]
-            for name in ("raised", "payments", "gross", "refunded", "disputed")
-        },
+    return Prepared(
+        stmt.on_conflict_do_update(
+            index_elements=["campaign_id", "day"],
+            set_={
+                name: table.c[name] + stmt.excluded[name]
+                for name in ("raised", "payments", "gross", "refunded", "disputed")
+            },
+        ),
+        _DAILY_COLUMNS,
     )
 
 
@@ -154,46 +192,56 @@ def record_entry(
 
     session.flush()
     dialect = session.get_bind().dialect.name
-    inserted = session.execute(
-        _entry_insert(dialect),
-        {
-            "campaign_id": campaign.id,
-            "source": source,
-            "reference": reference,
-            "kind": kind,
-            "amount": value,
-            "currency": campaign.currency,
-            "occurred_at": occurred_at,
-            "period_key": key,
-            "donor_key": donor,
-            "pledge_id": pledge_id,
-            "note": note,
-            "created_at": utcnow(),
-            "corrects_entry_id": corrects_entry_id,
-        },
-    ).scalar_one_or_none()
-    if inserted is None:
+    row = (
+        _entry_insert(dialect)
+        .execute(
+            session,
+            {
+                "campaign_id": campaign.id,
+                "source": source,
+                "reference": reference,
+                "kind": kind,
+                "amount": value,
+                "currency": campaign.currency,
+                "occurred_at": occurred_at,
+                "period_key": key,
+                "donor_key": donor,
+                "pledge_id": pledge_id,
+                "note": note,
+                "created_at": utcnow(),
+                "corrects_entry_id": corrects_entry_id,
+            },
+        )
+        .fetchone()
+    )
+    if row is None:
         return Recorded(False, None, key)
+    inserted: int = row[0]
 
     new_donor = 0
     if kind is EntryKind.PAYMENT:
-        added = session.execute(
-            _donor_insert(dialect),
-            {"campaign_id": campaign.id, "period_key": key, "donor_key": donor},
-        ).scalar_one_or_none()
+        added = (
+            _donor_insert(dialect)
+            .execute(session, {"campaign_id": campaign.id, "period_key": key, "donor_key": donor})
+            .fetchone()
+        )
         new_donor = 1 if added else 0
-    counted = session.execute(
-        _totals_upsert(dialect),
-        {
-            "campaign_id": campaign.id,
-            "period_key": key,
-            "raised": value,
-            "payments": 1 if kind is EntryKind.PAYMENT else 0,
-            "donors": new_donor,
-            "version": 1,
-            "updated_at": utcnow(),
-        },
-    ).scalar_one_or_none()
+    counted = (
+        _totals_upsert(dialect)
+        .execute(
+            session,
+            {
+                "campaign_id": campaign.id,
+                "period_key": key,
+                "raised": value,
+                "payments": 1 if kind is EntryKind.PAYMENT else 0,
+                "donors": new_donor,
+                "version": 1,
+                "updated_at": utcnow(),
+            },
+        )
+        .fetchone()
+    )
     if counted is None:
         # The entry and donor rows above go with the caller's rollback.
         raise LedgerError(
@@ -201,8 +249,8 @@ def record_entry(
             f" {TOTAL_LIMIT:,} minor units either way: refused"
         )
     delta = day_delta(kind, value)
-    session.execute(
-        _daily_upsert(dialect),
+    _daily_upsert(dialect).execute(
+        session,
         {
             "campaign_id": campaign.id,
             "day": local_day(campaign.timezone, occurred_at),

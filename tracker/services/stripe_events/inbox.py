@@ -14,9 +14,10 @@ try:
 except ImportError:  # pragma: no cover - Windows has no flock: SQLite writers just poll
     fcntl = None  # type: ignore[assignment]
 
-from sqlalchemy import Executable, bindparam, select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
+from tracker.db import Prepared
 from tracker.domain.ledger import LedgerError
 from tracker.gateway.webhooks import InvalidWebhook, WebhookEvent, parse_event
 from tracker.models import InboxStatus, StripeEvent, utcnow
@@ -43,20 +44,25 @@ from tracker.services.stripe_events.payments import (
 from tracker.services.stripe_events.refunds import _charge_refunded, _dispute
 from tracker.services.stripe_events.subscriptions import _invoice_paid, _subscription_deleted
 
-# Hot-path statements built once, given their values as parameters: building a
-# statement and its cache key cost about as much as running it.
-# The outcome of an attempt (the SET columns not named here come as parameters).
-_FINISH = (
+# Hot-path statements built and compiled once, given their values as parameters,
+# run on the driver's cursor (tracker.db.Prepared): building a statement and its
+# cache key, and SQLAlchemy's execution of it, cost more than running it.
+# The outcome of an attempt.
+_FINISH = Prepared(
     _INBOX.update()
     .where(_INBOX.c.id == bindparam("event_id"))
-    .values(attempts=_INBOX.c.attempts + 1)
+    .values(attempts=_INBOX.c.attempts + 1),
+    ["status", "last_error", "waiting_for", "processed_at", "next_attempt_at"],
 )
-# The deferred events waiting for one of a payment's ids.
-_WAITING = (
+# A payment is known by at most four ids (reference, PaymentIntent, charge, invoice).
+_MAX_IDS = 4
+# The deferred events waiting for one of a payment's ids (the list padded with
+# its first id: a fixed shape, compiled once).
+_WAITING = Prepared(
     select(_INBOX.c.id, _INBOX.c.payload)
     .where(
         _INBOX.c.status == InboxStatus.DEFERRED,
-        _INBOX.c.waiting_for.in_(bindparam("ids", expanding=True)),
+        _INBOX.c.waiting_for.in_([bindparam(f"id{n}") for n in range(_MAX_IDS)]),
     )
     .order_by(_INBOX.c.api_created_at, _INBOX.c.id)
     .with_for_update(skip_locked=True)
@@ -64,22 +70,33 @@ _WAITING = (
 # The inbox row, locked: only the columns needed to decide, the payload only
 # when the caller does not bring the event (indexed by that).
 _LOCK_INBOX = {
-    with_payload: select(
-        _INBOX.c.status, _INBOX.c.livemode, *([_INBOX.c.payload] if with_payload else [])
+    with_payload: Prepared(
+        select(_INBOX.c.status, _INBOX.c.livemode, *([_INBOX.c.payload] if with_payload else []))
+        .where(_INBOX.c.id == bindparam("event_id"))
+        .with_for_update()
     )
-    .where(_INBOX.c.id == bindparam("event_id"))
-    .with_for_update()
     for with_payload in (False, True)
 }
+_STORED_COLUMNS = (
+    "id",
+    "type",
+    "livemode",
+    "api_created_at",
+    "payload",
+    "status",
+    "attempts",
+    "received_at",
+)
 
 
 @cache
-def _store_statement(dialect: str) -> Executable:
+def _store_statement(dialect: str) -> Prepared:
     # Built once per dialect; the values come as parameters (see the ledger's).
-    return (
+    return Prepared(
         _insert_for(dialect, _INBOX)
         .on_conflict_do_nothing(index_elements=["id"])
-        .returning(_INBOX.c.id)
+        .returning(_INBOX.c.id),
+        _STORED_COLUMNS,
     )
 
 
@@ -88,19 +105,23 @@ def store_event(session: Session, event: WebhookEvent) -> bool:
 
     :return: True if this call stored it, False for a redelivery.
     """
-    stored = session.execute(
-        _store_statement(session.get_bind().dialect.name),
-        {
-            "id": event.id,
-            "type": event.type,
-            "livemode": event.livemode,
-            "api_created_at": event.created,
-            "payload": event.payload,
-            "status": InboxStatus.RECEIVED,
-            "attempts": 0,
-            "received_at": utcnow(),
-        },
-    ).scalar_one_or_none()
+    stored = (
+        _store_statement(session.get_bind().dialect.name)
+        .execute(
+            session,
+            {
+                "id": event.id,
+                "type": event.type,
+                "livemode": event.livemode,
+                "api_created_at": event.created,
+                "payload": event.payload,
+                "status": InboxStatus.RECEIVED,
+                "attempts": 0,
+                "received_at": utcnow(),
+            },
+        )
+        .fetchone()
+    )
     return stored is not None
 
 
@@ -128,11 +149,11 @@ def process_event(
     :raise LookupError: if the event is not in the inbox.
     :raise Exception: whatever applying it raised; the caller rolls back.
     """
-    row = session.execute(_LOCK_INBOX[event is None], {"event_id": event_id}).one_or_none()
+    row = _LOCK_INBOX[event is None].execute(session, {"event_id": event_id}).fetchone()
     if row is None:
         raise LookupError(f"event {event_id} is not in the inbox")
-    status: InboxStatus = row.status
-    event_livemode: bool = row.livemode
+    status = InboxStatus(row[0])
+    event_livemode = bool(row[1])
     if status in FINAL or (status is InboxStatus.DEAD and not revive):
         return status
     if livemode is not None and event_livemode != livemode:
@@ -147,7 +168,7 @@ def process_event(
         )
         _finish(session, event_id, result)
         return result.status
-    return _run(session, event if event is not None else parse_event(row.payload))
+    return _run(session, event if event is not None else parse_event(row[2]))
 
 
 def mark_failed(
@@ -268,8 +289,8 @@ def _finish(session: Session, event_id: str, result: Result) -> None:
     A Core UPDATE, not the ORM: the hot path never loads the inbox row as an
     object, and ``attempts`` is counted in SQL.
     """
-    session.execute(
-        _FINISH,
+    _FINISH.execute(
+        session,
         {
             "event_id": event_id,
             "status": result.status,
@@ -342,7 +363,10 @@ def _wake(session: Session, ids: list[str]) -> None:
     """
     # Only the id and payload: the usual answer is no row, and a waiting row's
     # outcome is written by _finish, so no ORM object is needed.
-    waiting = session.execute(_WAITING, {"ids": ids}).all()
+    if not ids:
+        return
+    padded = [*ids[:_MAX_IDS], *[ids[0]] * (_MAX_IDS - len(ids))]
+    waiting = _WAITING.execute(session, {f"id{n}": i for n, i in enumerate(padded)}).fetchall()
     for event_id, payload in waiting:
         try:
             # A savepoint each: one bad waiting event must not block the payment

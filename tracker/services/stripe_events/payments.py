@@ -8,9 +8,10 @@ from datetime import datetime
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Executable, bindparam, or_, select
+from sqlalchemy import bindparam, or_, select
 from sqlalchemy.orm import Session
 
+from tracker.db import Prepared
 from tracker.domain.ledger import EntryKind, EntrySource
 from tracker.gateway.webhooks import WebhookEvent
 from tracker.models import (
@@ -51,7 +52,7 @@ if TYPE_CHECKING:
 # PostgreSQL (key_share): it still waits for a Checkout event that updated the
 # pledge's Stripe ids (unique columns: a key update), and lets through the foreign
 # keys of other events' rows to the pledge (a refund's ledger entry).
-_LOCK_PLEDGE = (
+_LOCK_PLEDGE = Prepared(
     select(_PLEDGES.c.id)
     .where(_PLEDGES.c.id == bindparam("pledge_id"))
     .with_for_update(key_share=True)
@@ -63,10 +64,47 @@ _PAID_AT = (
     .values(paid_at=bindparam("paid_at"))
 )
 # A new claim learns the pledge created for it.
-_CLAIM_PLEDGE = (
+_CLAIM_PLEDGE = Prepared(
     _PAYMENTS.update()
     .where(_PAYMENTS.c.id == bindparam("payment_id"))
     .values(pledge_id=bindparam("pledge_id"), donor_key=bindparam("donor_key"))
+)
+# Every column of a new claim and of a Payment Link's pledge is given (no
+# Python-side default runs on the driver's cursor: see tracker.db.Prepared).
+_CLAIM_COLUMNS = (
+    "reference",
+    "campaign_id",
+    "pledge_id",
+    "payment_intent_id",
+    "charge_id",
+    "invoice_id",
+    "amount",
+    "currency",
+    "donor_key",
+    "refunded",
+    "disputed",
+    "flag",
+    "paid_at",
+    "created_at",
+)
+_PLEDGE_COLUMNS = (
+    "campaign_id",
+    "amount",
+    "currency",
+    "frequency",
+    "donor_name",
+    "donor_email",
+    "message",
+    "anonymous",
+    "source",
+    "status",
+    "paid_at",
+    "stripe_checkout_session_id",
+    "stripe_payment_intent_id",
+    "stripe_subscription_id",
+    "stripe_customer_id",
+    "created_at",
+    "updated_at",
 )
 
 
@@ -101,14 +139,17 @@ def _donor_key(
 
 
 @cache
-def _claim_statement(dialect: str) -> Executable:
+def _claim_statement(dialect: str) -> Prepared:
     # Built once per dialect; the values come as parameters.
-    return _insert_for(dialect, _PAYMENTS).on_conflict_do_nothing().returning(_PAYMENTS.c.id)
+    return Prepared(
+        _insert_for(dialect, _PAYMENTS).on_conflict_do_nothing().returning(_PAYMENTS.c.id),
+        _CLAIM_COLUMNS,
+    )
 
 
 @cache
-def _pledge_statement(dialect: str) -> Executable:
-    return _insert_for(dialect, _PLEDGES).returning(_PLEDGES.c.id)
+def _pledge_statement(dialect: str) -> Prepared:
+    return Prepared(_insert_for(dialect, _PLEDGES).returning(_PLEDGES.c.id), _PLEDGE_COLUMNS)
 
 
 def _book_payment(session: Session, target: _Target, payment: _Payment) -> Result:
@@ -132,35 +173,40 @@ def _book_payment(session: Session, target: _Target, payment: _Payment) -> Resul
         # first; without this, the invoice.paid or payment_intent.succeeded of the same
         # payment would claim first and then wait for the pledge (the claim's foreign
         # key), and the two would deadlock on PostgreSQL.
-        session.execute(_LOCK_PLEDGE, {"pledge_id": pledge.id})
+        _LOCK_PLEDGE.execute(session, {"pledge_id": pledge.id}).fetchone()
     # Core INSERT … RETURNING id: everything else about a new row is known here, so
     # the hot path needs no ORM object for it. With a pledge, the row is complete.
-    claimed = session.scalar(
-        _claim_statement(session.get_bind().dialect.name),
-        {
-            "reference": payment.reference,
-            "campaign_id": campaign.id,
-            "pledge_id": pledge.id if pledge else None,
-            "payment_intent_id": payment.payment_intent_id,
-            "charge_id": payment.charge_id,
-            "invoice_id": payment.invoice_id,
-            "amount": payment.amount,
-            "currency": payment.currency,
-            "donor_key": donor_key,
-            "refunded": 0,
-            "flag": flag,
-            "paid_at": payment.paid_at,
-            "created_at": utcnow(),
-        },
+    claim = (
+        _claim_statement(session.get_bind().dialect.name)
+        .execute(
+            session,
+            {
+                "reference": payment.reference,
+                "campaign_id": campaign.id,
+                "pledge_id": pledge.id if pledge else None,
+                "payment_intent_id": payment.payment_intent_id,
+                "charge_id": payment.charge_id,
+                "invoice_id": payment.invoice_id,
+                "amount": payment.amount,
+                "currency": payment.currency,
+                "donor_key": donor_key,
+                "refunded": 0,
+                "disputed": 0,
+                "flag": flag,
+                "paid_at": payment.paid_at,
+                "created_at": utcnow(),
+            },
+        )
+        .fetchone()
     )
-    if claimed is None:
+    if claim is None:
         return _known_payment(session, target, payment)
 
     if pledge is None:
         pledge_id, email = _pledge_from_payment(session, campaign, payment)
         donor_key = _donor_key(session, email, pledge_id, payment)
-        session.execute(
-            _CLAIM_PLEDGE, {"payment_id": claimed, "pledge_id": pledge_id, "donor_key": donor_key}
+        _CLAIM_PLEDGE.execute(
+            session, {"payment_id": claim[0], "pledge_id": pledge_id, "donor_key": donor_key}
         )
     else:
         pledge_id = pledge.id
@@ -246,6 +292,8 @@ def _pledge_from_payment(
         "stripe_payment_intent_id": None,
         "stripe_subscription_id": None,
         "stripe_customer_id": None,
+        "created_at": utcnow(),
+        "updated_at": utcnow(),
     }
     values.update(
         (k, v)
@@ -256,9 +304,9 @@ def _pledge_from_payment(
     )
     if payment.frequency is PledgeFrequency.ONE_TIME and payment.payment_intent_id:
         values["stripe_payment_intent_id"] = payment.payment_intent_id
-    pledge_id: int = session.execute(
-        _pledge_statement(session.get_bind().dialect.name), values
-    ).scalar_one()
+    pledge_id: int = (
+        _pledge_statement(session.get_bind().dialect.name).execute(session, values).fetchone()[0]
+    )
     return pledge_id, email
 
 
