@@ -22,10 +22,8 @@ main thread commits the first as soon as the second has finished or is seen
 waiting on a lock (``pg_locks``), whichever happens, so the test passes with a
 fix whichever of the two it makes wait.
 
-They fail until ``tracker/services/stripe_events`` is fixed (it is being split
-into a package on another branch, so the fix is not made here): see
-:data:`RACE` and ``tests/cluster/deferred_wake_fix.patch`` (against the file
-before the split). With it applied, all three cases pass, and the cluster's
+They failed (every case) before the fix described in :data:`RACE`
+(``_gate`` in ``tracker/services/stripe_events/inbox.py``); with it the cluster's
 fault-free rounds end with no event deferred (they left 2 to 5 without it).
 """
 
@@ -50,9 +48,8 @@ RACE = (
     "uncommitted booking) while the payment's transaction looks for deferred events "
     "before the refund's deferral is committed (the row is still 'received', or held by "
     "a duplicate delivery and skipped by SKIP LOCKED); nothing serialises the two, so the "
-    "refund stays deferred until the next retry-inbox. Fix: stripe_events._wake and the "
-    "deferral in _run take a transaction advisory lock on the awaited id "
-    "(tests/cluster/deferred_wake_fix.patch)"
+    "refund stays deferred until the next retry-inbox. Fixed: stripe_events.inbox._wake "
+    "and the deferral in _run take a transaction advisory lock on the awaited id"
 )
 PAID, REFUNDED = 1000, 300
 
@@ -185,7 +182,6 @@ def _payment_first(database: Database, payment: str, refund: str) -> dict[str, o
     return _interleave(database, payment, refund)
 
 
-@pytest.mark.xfail(strict=True, reason=RACE)
 @pytest.mark.parametrize(
     "case",
     [_refund_first, _duplicate_refund_first, _payment_first],
@@ -204,8 +200,8 @@ def test_the_same_two_events_one_after_the_other_settle_without_a_retry(
     database: Database,
 ) -> None:
     # The control: the refund deferred and committed before the payment is booked
-    # is woken by the payment's transaction; so the xfails above fail because of the
-    # interleaving alone, not because of the events.
+    # is woken by the payment's transaction; so the cases above, without the gate,
+    # fail because of the interleaving alone, not because of the events.
     payment, refund = _events(database)
     assert _deliver_alone(database, refund) is InboxStatus.DEFERRED
     assert _deliver_alone(database, payment) is InboxStatus.PROCESSED

@@ -4,6 +4,7 @@ recording the outcome, and waking the events deferred until a payment."""
 from __future__ import annotations
 
 import os
+import zlib
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -14,7 +15,7 @@ try:
 except ImportError:  # pragma: no cover - Windows has no flock: SQLite writers just poll
     fcntl = None  # type: ignore[assignment]
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, select, text, update
 from sqlalchemy.orm import Session
 
 from tracker.db import Prepared
@@ -304,6 +305,15 @@ def _finish(session: Session, event_id: str, result: Result) -> None:
 
 def _run(session: Session, event: WebhookEvent) -> InboxStatus:
     result = apply_event(session, event)
+    waiting_for = result.waiting_for if result.status is InboxStatus.DEFERRED else None
+    if waiting_for and _gate(session, [waiting_for]):
+        # The payment may be being booked by a transaction that looked for deferred
+        # events before this deferral commits, while this one looked for the payment
+        # before that booking commits: each would miss the other and the event would
+        # wait for the retry job. Under the payment's gate, which the booking takes
+        # before it looks (see _wake), a second look settles it either way; the
+        # first look wrote nothing, so looking again is safe.
+        result = apply_event(session, event)
     _finish(session, event.id, result)
     return result.status
 
@@ -355,6 +365,29 @@ def _dispatch(session: Session, event: WebhookEvent) -> Result:
             return Result(InboxStatus.IGNORED, f"event type {event.type} has no effect here")
 
 
+# Transaction advisory locks in the two-key form (a space of their own, apart from
+# the scheduler's one-key leader lock): this class, and a hash of a payment's id.
+_GATE_CLASS = 0x7472
+_GATE = text("SELECT pg_advisory_xact_lock(:cls, key) FROM unnest(CAST(:keys AS integer[])) AS key")
+
+
+def _gate(session: Session, ids: list[str]) -> bool:
+    """Hold the gates of a payment's ``ids`` until the transaction ends (PostgreSQL only).
+
+    Serialises an event's decision to wait for a payment with the booking's look
+    for the events waiting for it. Taken in sorted order, so two transactions
+    gating overlapping ids never deadlock on them. SQLite has one writer at a
+    time, so the two can never overlap there.
+
+    :returns: whether a gate was taken (False on SQLite).
+    """
+    if session.get_bind().dialect.name != "postgresql":
+        return False
+    keys = sorted({zlib.crc32(i.encode()) - (1 << 31) for i in ids})
+    session.execute(_GATE, {"cls": _GATE_CLASS, "keys": keys})
+    return True
+
+
 def _wake(session: Session, ids: list[str]) -> None:
     """Apply the deferred events waiting for a payment known by ``ids``, in this transaction.
 
@@ -365,6 +398,9 @@ def _wake(session: Session, ids: list[str]) -> None:
     # outcome is written by _finish, so no ORM object is needed.
     if not ids:
         return
+    # After the gate: an event deciding to wait for this payment either committed
+    # its deferral before (and is seen below) or looks again once this commits.
+    _gate(session, ids)
     padded = [*ids[:_MAX_IDS], *[ids[0]] * (_MAX_IDS - len(ids))]
     waiting = _WAITING.execute(session, {f"id{n}": i for n, i in enumerate(padded)}).fetchall()
     for event_id, payload in waiting:
