@@ -4,11 +4,12 @@ retried with backoff, failed after the retry window, never sent twice by two del
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from tests.notify_servers import ChatSink, SmtpSink, chat_sink, smtp_sink
 from tracker.db import Database
@@ -163,7 +164,7 @@ def test_a_claimed_row_is_not_sent_again_until_its_lease_runs_out(
     from tracker.notify import outbox
 
     # Claimed, then "killed" before anything was sent or marked.
-    assert len(outbox._claim(database.session, 1, clock.now, rules.lease, None)) == 1
+    assert len(outbox._claim(database.session, 1, clock, rules.lease, None)) == 1
     clock.now = T0 + timedelta(seconds=59)
     assert deliver(database.session, _transports(smtp), policy=rules, now=clock).counts == {}
     clock.now = T0 + timedelta(seconds=61)
@@ -180,11 +181,50 @@ def test_a_late_finisher_does_not_overwrite_a_newer_claim(
     from tracker.notify import outbox
 
     _enqueue(database, Recipients(("a@example.org",)))
-    [first] = outbox._claim(database.session, 10, T0, 60, None)
-    [second] = outbox._claim(database.session, 10, T0 + timedelta(seconds=61), 60, None)
+    [first] = outbox._claim(database.session, 10, Clock(T0), 60, None)
+    [second] = outbox._claim(database.session, 10, Clock(T0 + timedelta(seconds=61)), 60, None)
     assert second.attempts == first.attempts + 1
     assert not outbox._finish(database.session, first.id, first.attempts, OutboxStatus.SENT, now=T0)
     assert outbox._finish(database.session, second.id, second.attempts, OutboxStatus.SENT, now=T0)
+
+
+def test_the_lease_starts_once_the_claim_holds_its_lock(database: Database) -> None:
+    """A claim that waited behind another writer leases from when it got the row.
+
+    Seen on a loaded machine: a lease counted from before a long wait for
+    SQLite's write lock ran out while the row was still being sent, and another
+    deliverer sent it too.
+    """
+    from tracker.notify import outbox
+
+    _enqueue(database, Recipients(("a@example.org",)))
+    asked = threading.Event()
+
+    class WaitingClock(Clock):
+        def __call__(self) -> datetime:
+            asked.set()
+            return self.now
+
+    clock = WaitingClock(T0 + timedelta(seconds=1))
+    claimed: list[OutboxMessage] = []
+    with database.session() as holder:
+        # Another writer holds what the claim needs: SQLite's write lock, or on
+        # PostgreSQL a table lock that SELECT … FOR UPDATE waits for.
+        if holder.get_bind().dialect.name == "postgresql":
+            holder.execute(text("LOCK TABLE outbox_messages IN EXCLUSIVE MODE"))
+        else:
+            holder.execute(text("UPDATE outbox_messages SET attempts = attempts"))
+        claimer = threading.Thread(
+            target=lambda: claimed.extend(outbox._claim(database.session, 1, clock, 60, None))
+        )
+        claimer.start()
+        assert asked.wait(30), "the claim never read the clock"
+        # The claim has read the clock and now waits for the lock; time passes.
+        clock.now = T0 + timedelta(seconds=100)
+        holder.commit()
+    claimer.join(60)
+    [row] = claimed
+    assert row.next_attempt_at == T0 + timedelta(seconds=160)
 
 
 @pytest.mark.parametrize(

@@ -47,10 +47,11 @@ FAST = {
     "TRACKER_SCHEDULER_LEADER_POLL_SECONDS": "0.3",
     "TRACKER_SCHEDULER_LEADER_KEEPALIVE_SECONDS": "1",
     # A lease only ever expires for a sender that died, and no test here kills one
-    # mid-send except the one that sets its own. A short lease let a sender starved
-    # of CPU on a loaded machine (over 1 s between claim and mark) see another run
-    # take its row and send it a second time (seen: the same alert twice).
-    "TRACKER_OUTBOX_LEASE_SECONDS": "10",
+    # mid-send except the one that sets its own. It must outlast a send plus the
+    # wait for SQLite's write lock behind four gunicorn workers (busy timeout 30 s):
+    # shorter ones let another run take a slow sender's row on a loaded machine and
+    # send it a second time (seen with 1 s and 10 s: the same alert twice).
+    "TRACKER_OUTBOX_LEASE_SECONDS": "60",
     "TRACKER_SMTP_TIMEOUT": "0.3",
     "TRACKER_CHAT_TIMEOUT": "0.3",
     "TRACKER_OUTBOX_BACKOFF_SECONDS": "0.2",

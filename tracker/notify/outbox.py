@@ -182,9 +182,14 @@ Veto = Callable[[Session, OutboxMessage], str | None]
 
 
 def _claim(
-    factory: SessionFactory, limit: int, now: datetime, lease: float, ids: Sequence[int] | None
+    factory: SessionFactory,
+    limit: int,
+    clock: Callable[[], datetime],
+    lease: float,
+    ids: Sequence[int] | None,
 ) -> list[OutboxMessage]:
     with factory() as session:
+        now = clock()
         query = (
             select(OutboxMessage)
             .where(
@@ -200,9 +205,14 @@ def _claim(
             query = query.with_for_update(skip_locked=True)
         rows = list(session.scalars(query))
         # The lease: if this process dies before marking them, another run takes
-        # them once it runs out, never while this one may still be sending.
+        # them once it runs out, never while this one may still be sending. It
+        # starts now that the rows are ours: getting the lock may have waited
+        # (SQLite's BEGIN IMMEDIATE behind other writers, up to its busy timeout),
+        # and a lease counted from before that wait would let another deliverer
+        # take a row this one is still sending.
+        leased_from = clock() if rows else now
         for row in rows:
-            row.next_attempt_at = now + timedelta(seconds=lease)
+            row.next_attempt_at = leased_from + timedelta(seconds=lease)
             row.attempts += 1
         session.commit()
         return rows
@@ -289,7 +299,7 @@ def deliver(
             break
         # One row per claim: the lease then covers one send, never a whole batch
         # whose last rows another deliverer could take while this one is still busy.
-        claimed = _claim(factory, 1, now(), rules.lease, ids)
+        claimed = _claim(factory, 1, now, rules.lease, ids)
         if not claimed:
             break
         row = claimed[0]
