@@ -7,12 +7,15 @@ read plus a few it should not care about.
 
 from __future__ import annotations
 
+import importlib
 import json
+import pkgutil
 import secrets
 import time
 from collections.abc import Iterator
 from typing import Any
 
+import pytest
 import stripe
 from flask import Flask
 from flask.testing import FlaskClient
@@ -307,3 +310,22 @@ def totals(client: FlaskClient, session: Session, slug: str = "fund") -> tuple[i
     session.expire_all()
     body = client.get(f"/api/v1/campaigns/{slug}").get_json()
     return body["raised"], body["payments"], body["donors"]
+
+
+def rebind(monkeypatch: pytest.MonkeyPatch, name: str, value: Any) -> None:
+    """Replace ``name`` for this test wherever the ``stripe_events`` package uses it.
+
+    The package is split into modules that each import what they use, so a name
+    (``record_entry``, ``_wake``) is rebound in every module that holds the same
+    object, and on the package itself.
+    """
+    from tracker.services import stripe_events
+
+    original = getattr(stripe_events, name)
+    modules = [stripe_events] + [
+        importlib.import_module(f"{stripe_events.__name__}.{info.name}")
+        for info in pkgutil.iter_modules(stripe_events.__path__)
+    ]
+    for module in modules:
+        if module.__dict__.get(name) is original:
+            monkeypatch.setattr(module, name, value)

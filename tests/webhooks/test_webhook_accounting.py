@@ -32,6 +32,7 @@ from tests.stripe_helpers import (
     payment_intent,
     pending_pledge,
     post,
+    rebind,
     subscription,
     totals,
 )
@@ -567,7 +568,7 @@ def test_an_exception_mid_processing_leaves_nothing_and_the_retry_books_once(
         real(*args, **kwargs)  # the entry and its totals are written, then it breaks
         raise RuntimeError("injected failure")
 
-    monkeypatch.setattr(stripe_events, "record_entry", record_then_fail)
+    rebind(monkeypatch, "record_entry", record_then_fail)
     response = post(client, payload)
     assert response.status_code == 500
     session.rollback()
@@ -583,7 +584,7 @@ def test_an_exception_mid_processing_leaves_nothing_and_the_retry_books_once(
     assert _pledge(session, pledge.id).status is PledgeStatus.PENDING
     assert totals(client, session) == (0, 0, 0)
 
-    monkeypatch.setattr(stripe_events, "record_entry", real)
+    rebind(monkeypatch, "record_entry", real)
     database = app.extensions["tracker.db"]
     # A failed event waits before the retry job takes it again (docs/stripe.md).
     assert retry_inbox(database.session, livemode=False).seen == 0
@@ -611,9 +612,9 @@ def test_events_that_stay_deferred_do_not_starve_newer_ones_in_the_retry(
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("injected failure")
 
-    monkeypatch.setattr(stripe_events, "record_entry", broken)
+    rebind(monkeypatch, "record_entry", broken)
     assert post(client, paid).status_code == 500
-    monkeypatch.setattr(stripe_events, "record_entry", real)
+    rebind(monkeypatch, "record_entry", real)
 
     factory = app.extensions["tracker.db"].session
     later = datetime.now(UTC) + timedelta(hours=1)  # past the failed payment's wait
@@ -641,9 +642,7 @@ def test_reconcile_feeds_the_listed_events_oldest_first(
             created=T0 + 60,
         )
     )
-    monkeypatch.setattr(
-        stripe_events, "list_events", lambda _gateway, _since: iter([deleted, paid])
-    )
+    rebind(monkeypatch, "list_events", lambda _gateway, _since: iter([deleted, paid]))
     fed: list[str] = []
     deliver = stripe_events.deliver
 
@@ -651,7 +650,7 @@ def test_reconcile_feeds_the_listed_events_oldest_first(
         fed.append(hook.type)
         return deliver(factory, hook, **kwargs)
 
-    monkeypatch.setattr(stripe_events, "deliver", noting)
+    rebind(monkeypatch, "deliver", noting)
     report = stripe_events.reconcile(
         app.extensions["tracker.db"].session,
         app.extensions["tracker.stripe"],
@@ -723,8 +722,8 @@ def test_refund_of_a_monthly_payment_is_linked_through_its_invoice(
         asked.append(ids)
         return bare_intent
 
-    monkeypatch.setattr(stripe_events, "fetch_payment_intent", fetch)
-    monkeypatch.setattr(stripe_events, "invoice_of_payment_intent", lambda _g, pi: inv)
+    rebind(monkeypatch, "fetch_payment_intent", fetch)
+    rebind(monkeypatch, "invoice_of_payment_intent", lambda _g, pi: inv)
     gateway = app.extensions["tracker.stripe"]
     report = retry_inbox(app.extensions["tracker.db"].session, livemode=False, gateway=gateway)
     assert asked == [{"payment_intent_id": intent}]  # what the refund waits for

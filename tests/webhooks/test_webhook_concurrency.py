@@ -37,6 +37,7 @@ from tests.stripe_helpers import (
     payment_intent,
     pending_pledge,
     post,
+    rebind,
     sign,
     totals,
     webhook_app,
@@ -317,7 +318,7 @@ def test_a_woken_refund_reads_the_refunded_amount_under_its_lock(
             interleaved.append(delivered.status.value)
         wake(session, ids)
 
-    monkeypatch.setattr(stripe_events, "_wake", wake_after_another_worker)
+    rebind(monkeypatch, "_wake", wake_after_another_worker)
     paid = payment_intent(meta=metadata(), intent_id=intent, charge_id=ch)
     deliver_ok(client, event("payment_intent.succeeded", paid))
     assert interleaved == ["processed"]
@@ -372,8 +373,8 @@ def test_a_new_monthly_donors_checkout_and_first_invoice_at_once_do_not_deadlock
             invoice_claimed.set()
         pledge_paid(session, pledge, payment)
 
-    monkeypatch.setattr(stripe_events, "_book_payment", held_book)
-    monkeypatch.setattr(stripe_events, "_pledge_paid", noting_paid)
+    rebind(monkeypatch, "_book_payment", held_book)
+    rebind(monkeypatch, "_pledge_paid", noting_paid)
     outcomes: dict[str, str] = {}
 
     def deliver(name: str, hook: stripe_events.WebhookEvent) -> None:

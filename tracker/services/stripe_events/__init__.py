@@ -43,31 +43,17 @@ The package, by concern (each module imports only those above it):
   deferred events through the Stripe API), :func:`reconcile` (from Stripe's
   event list) and :func:`retry_event` (an admin's retry).
 
-Callers import from the package, not its modules. Rebinding a name on the
-package (a test's ``monkeypatch.setattr(stripe_events, "record_entry", …)``)
-rebinds it in every module of the package that uses the same object, as it
-did when the package was one module.
+Callers import from the package, not its modules. Each module imports what
+it uses, so a test that replaces a name (``record_entry``, ``_wake``) replaces
+it in every module that holds it (``tests.stripe_helpers.rebind``).
 """
 
 from __future__ import annotations
-
-import sys
-import types
-from typing import Any
 
 from tracker.domain.ledger import LedgerError
 from tracker.gateway.events import fetch_payment_intent, invoice_of_payment_intent, list_events
 from tracker.gateway.webhooks import WebhookEvent, parse_event
 from tracker.services.ledger import record_entry
-from tracker.services.stripe_events import (
-    common,
-    inbox,
-    payments,
-    recovery,
-    refunds,
-    subscriptions,
-    targets,
-)
 from tracker.services.stripe_events.common import (
     CURRENCY_MISMATCH,
     DEFAULT_POLICY,
@@ -96,25 +82,6 @@ from tracker.services.stripe_events.payments import (
     _pledge_paid as _pledge_paid,
 )
 from tracker.services.stripe_events.recovery import Report, reconcile, retry_event, retry_inbox
-
-_MODULES = (common, targets, payments, refunds, subscriptions, inbox, recovery)
-_UNSET = object()
-
-
-class _Package(types.ModuleType):
-    """The package module, whose rebound names follow into its modules."""
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        old = self.__dict__.get(name, _UNSET)
-        super().__setattr__(name, value)
-        if old is _UNSET or isinstance(old, types.ModuleType):
-            return
-        for module in _MODULES:
-            if module.__dict__.get(name, _UNSET) is old:
-                setattr(module, name, value)
-
-
-sys.modules[__name__].__class__ = _Package
 
 __all__ = [
     "CURRENCY_MISMATCH",
