@@ -28,8 +28,11 @@ bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
 # another worker ready while one waits on the database or on Stripe.
 workers = int(os.environ.get("GUNICORN_WORKERS", 2 * multiprocessing.cpu_count() + 1))
 worker_class = "sync"
-# nginx keeps upstream connections open (keepalive in the site file); a little
-# longer here than nginx's idle time, so gunicorn never closes one nginx is reusing.
+# Sync workers answer one request per connection and close it (gunicorn's
+# keepalive applies to the threaded and async worker classes only), so nginx's
+# upstream keepalive saves nothing with them; the local hop is cheap. Kept a little
+# longer than nginx's idle time for a switch to worker_class = "gthread", so that
+# gunicorn never closes a connection nginx is about to reuse.
 keepalive = 75
 
 # --- timeouts, from the slowest thing a request may wait on ----------------------
