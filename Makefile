@@ -5,6 +5,7 @@ BIN      = $(VENV)/bin
 FLASK    = $(BIN)/flask --app wsgi
 HOST    ?= 127.0.0.1
 PORT    ?= 5000
+WORKERS ?= $(shell $(PYTHON) -c 'import os; print(len(os.sched_getaffinity(0)) + 1)')
 
 .PHONY: run test test-clock lint bench clean translations
 
@@ -46,15 +47,16 @@ lint: $(VENV)/.installed
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-## test: lint, then the whole pytest suite (SQLite and PostgreSQL), then again
-## with the clock moved to awkward instants.
+## test: lint, then the whole pytest suite (SQLite and PostgreSQL), each in-process
+## test also at four awkward instants (tests/conftest.py, CLOCK_INSTANTS), spread
+## over one pytest-xdist worker per core plus one: the tests that start servers or
+## a browser share one worker and mostly wait on them.
 test: lint
-	$(BIN)/pytest
-	PYTEST=$(BIN)/pytest tests/moved_clock.sh
+	$(BIN)/pytest -n $(WORKERS) --dist loadgroup --moved-clocks=also
 
-## test-clock: only the moved-clock runs (see tests/moved_clock.sh).
+## test-clock: only the moved-clock runs.
 test-clock: $(VENV)/.installed
-	PYTEST=$(BIN)/pytest tests/moved_clock.sh
+	$(BIN)/pytest -n $(WORKERS) --dist loadgroup --moved-clocks=only
 
 ## translations: extract the public texts, merge them into every catalog, compile the .mo files.
 ## Commit the .po and .mo files together (a test checks that they agree; docs/i18n.md).

@@ -6,10 +6,11 @@ drops it at the end. With ``CI=true`` an unreachable server fails the run;
 elsewhere the PostgreSQL half is skipped with the reason shown.
 
 The clock: a test that depends on the date says so by pinning it (the
-``time_machine`` fixture, or an explicit ``now=``). ``TRACKER_TEST_CLOCK``
-(an ISO 8601 instant) stops the clock of every in-process test at that
-instant; ``make test-clock`` runs the suite so at awkward instants, and a test
-that silently relies on the real date fails there.
+``time_machine`` fixture, or an explicit ``now=``). ``--moved-clocks`` (what
+``make test`` passes) runs every in-process test once more at each of
+:data:`CLOCK_INSTANTS`, with the clock stopped there, so a test that silently
+relies on the real date fails; ``TRACKER_TEST_CLOCK`` (an ISO 8601 instant)
+stops the clock of every in-process test of a run at that one instant.
 """
 
 from __future__ import annotations
@@ -43,16 +44,113 @@ SECRET = "test-secret-key-" + "x" * 32
 # The donor key secret the test app derives from SECRET, for databases opened by hand.
 DONOR_KEY_SECRET = derive_secret(SECRET)
 MOVED_CLOCK = os.environ.get("TRACKER_TEST_CLOCK", "")
+# The awkward instants of --moved-clocks.
+CLOCK_INSTANTS = {
+    # the last second of a month (UTC; already February in Paris)
+    "end-of-month": "2027-01-31T23:59:59+00:00",
+    # the last second of 29 February
+    "leap-day": "2028-02-29T23:59:59+00:00",
+    # a second before Europe/Paris springs forward
+    "before-dst": "2027-03-28T00:59:59+00:00",
+    # a second before New Year in UTC+14 (Pacific/Kiritimati)
+    "new-year-utc14": "2026-12-31T09:59:59+00:00",
+}
+# What the moved clocks leave out: tests that start processes of their own (marked
+# slow: gunicorn, localstripe keep the real clock), the browser tests (a real
+# Chromium), and files that read no clock at all (texts, configuration, schema,
+# packaging, docs), which would only cost time.
+CLOCK_FREE = (
+    "tests/browser/",
+    "tests/ops/",
+    "tests/cluster/",
+    "tests/test_i18n.py",
+    "tests/test_amount_pattern.py",
+    "tests/test_fuzz_public_forms.py",
+    "tests/test_docs.py",
+    "tests/test_config.py",
+    "tests/test_schema.py",
+    "tests/test_donor_key_migration.py",
+    "tests/test_import_cycles.py",
+    "tests/test_bench_harness.py",
+    "tests/test_bench_floor.py",
+    "tests/test_bench_run_all.py",
+    "tests/unit/test_ci_skips.py",
+    "tests/unit/test_moved_clocks.py",
+    "tests/unit/test_packaging.py",
+)
+# Test folders whose tests start servers or a browser of their own (besides those marked slow).
+PROCESS_DIRS = ("tests/browser/", "tests/cluster/", "tests/ops/")
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _instant(text: str, source: str) -> datetime:
+    instant = datetime.fromisoformat(text)
+    if instant.tzinfo is None:
+        raise pytest.UsageError(f"{source} needs an offset: 2028-02-29T23:59:59+00:00")
+    return instant
 
 
 def moved_clock() -> datetime | None:
     """The instant ``TRACKER_TEST_CLOCK`` names, or ``None`` for the real clock."""
-    if not MOVED_CLOCK:
-        return None
-    instant = datetime.fromisoformat(MOVED_CLOCK)
-    if instant.tzinfo is None:
-        raise pytest.UsageError("TRACKER_TEST_CLOCK needs an offset: 2028-02-29T23:59:59+00:00")
-    return instant
+    return _instant(MOVED_CLOCK, "TRACKER_TEST_CLOCK") if MOVED_CLOCK else None
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """``--moved-clocks``: each in-process test also runs at every awkward instant."""
+    parser.addoption(
+        "--moved-clocks",
+        choices=("off", "also", "only"),
+        default="off",
+        help="also: run each in-process test once more at each instant of CLOCK_INSTANTS "
+        "(on SQLite); only: just those runs",
+    )
+
+
+def _clock_free(definition: pytest.Item) -> bool:
+    path = definition.path.resolve().relative_to(ROOT).as_posix()
+    return definition.get_closest_marker("slow") is not None or path.startswith(CLOCK_FREE)
+
+
+def _starts_processes(item: pytest.Item) -> bool:
+    path = item.path.resolve().relative_to(ROOT).as_posix()
+    return item.get_closest_marker("slow") is not None or path.startswith(PROCESS_DIRS)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Under ``--moved-clocks``, parametrize each in-process test by the clock it runs at."""
+    mode = metafunc.config.getoption("moved_clocks")
+    if mode == "off" or _clock_free(metafunc.definition):
+        return
+    instants = list(CLOCK_INSTANTS) if mode == "only" else ["now", *CLOCK_INSTANTS]
+    metafunc.parametrize("_moved_clock", instants, indirect=True, scope="function")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Moved clocks run on SQLite only, and tests that start processes share one worker.
+
+    Every clock read is Python's (``utcnow()``, ``date.today()``), and the database
+    only stores and compares the instants it is given (tests/test_schema.py checks
+    that no statement reads the server's clock), so the PostgreSQL half at a moved
+    clock would repeat the SQLite half. Under pytest-xdist (``make test``) the
+    tests that start processes or a browser, and wait on them, run one after the
+    other on one worker, so that their deadlines are measured beside in-process
+    tests only, never beside another server test.
+    """
+    only = config.getoption("moved_clocks") == "only"
+    kept, dropped = [], []
+    for item in items:
+        spec = getattr(item, "callspec", None)
+        params = spec.params if spec is not None else {}
+        moved = params.get("_moved_clock", "now") != "now"
+        if (moved and params.get("db_url") == "postgresql") or (only and not moved):
+            dropped.append(item)
+            continue
+        if _starts_processes(item):
+            item.add_marker(pytest.mark.xdist_group("processes"))
+        kept.append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
 
 
 def missing_service(what: str, reason: str) -> None:
@@ -80,15 +178,22 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 
 
 @pytest.fixture(autouse=True)
-def _moved_clock(request: pytest.FixtureRequest) -> Iterator[None]:
+def _moved_clock(request: pytest.FixtureRequest) -> Iterator[datetime | None]:
     # Processes the tests start (gunicorn, localstripe) keep the real clock, so
     # the tests that use them (marked slow) keep it too.
-    instant = moved_clock()
+    name = getattr(request, "param", "now")
+    instant = moved_clock() if name == "now" else _instant(CLOCK_INSTANTS[name], name)
     if instant is None or request.node.get_closest_marker("slow"):
-        yield
+        yield None
         return
     with time_machine.travel(instant, tick=False):
-        yield
+        yield instant
+
+
+@pytest.fixture
+def stopped_clock(_moved_clock: datetime | None) -> datetime | None:
+    """The instant this test's clock is stopped at (a moved clock), or ``None``."""
+    return _moved_clock
 
 
 @pytest.fixture(autouse=True)

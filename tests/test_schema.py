@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
@@ -54,3 +57,27 @@ def test_revision_0006_rebuilds_tables_keeping_rows_and_the_ledger_append_only(
             with pytest.raises(DBAPIError, match="append-only"):
                 conn.execute(text(statement))
             conn.rollback()
+
+
+# SQL that reads the database server's clock (PostgreSQL's and SQLite's spellings).
+SERVER_CLOCK = re.compile(
+    r"func\.(now|current_\w+|localtime\w*|date|julianday|strftime|date_trunc)\b"
+    r"|current_(timestamp|date|time)|localtimestamp|date_trunc|\w+_timestamp\(|['\"]now['\"]",
+    re.IGNORECASE,
+)
+
+
+def test_no_statement_reads_the_database_servers_clock() -> None:
+    # Every instant comes from Python (utcnow(), the scheduler's clock) and reaches
+    # the database as a parameter: that is what lets the moved clocks of `make test`
+    # run on SQLite only (tests/conftest.py), and what keeps two hosts whose database
+    # clock differs from theirs in agreement.
+    root = Path(__file__).resolve().parent.parent / "tracker"
+    found = [
+        f"{path.relative_to(root)}:{number}: {line.strip()}"
+        for path in sorted(root.rglob("*.py"))
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if SERVER_CLOCK.search(line)
+    ]
+    assert not found, "\n".join(found)
+
