@@ -80,4 +80,3 @@ def test_no_statement_reads_the_database_servers_clock() -> None:
         if SERVER_CLOCK.search(line)
     ]
     assert not found, "\n".join(found)
-
