@@ -35,6 +35,8 @@ def test_demo_campaign_matches_the_contract(client: FlaskClient, session: Sessio
         "updated_at",
         # Added (the contract may grow): the widget's sentences (docs/i18n.md).
         "texts",
+        # Added: whether the campaign has ended (its figures final, no Donate; docs/api.md).
+        "closed",
     }
     assert body["slug"] == "demo"
     assert body["currency"] == "USD"
@@ -51,6 +53,7 @@ def test_demo_campaign_matches_the_contract(client: FlaskClient, session: Sessio
     assert body["percent"] == 56.22
     assert body["period"] is None
     assert body["updated_at"].endswith("Z")
+    assert body["closed"] is False
 
 
 def test_etag_and_conditional_requests(client: FlaskClient, session: Session) -> None:

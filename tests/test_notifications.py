@@ -18,13 +18,21 @@ from tests.notify_servers import SmtpSink, smtp_sink
 from tracker.db import Database
 from tracker.domain.ledger import EntryKind, EntrySource
 from tracker.domain.periods import PeriodKind
-from tracker.models import CampaignNotification, OutboxMessage, OutboxStatus, Pledge, PledgeSource
+from tracker.models import (
+    CampaignNotification,
+    OutboxMessage,
+    OutboxStatus,
+    Pledge,
+    PledgeSource,
+    StripePayment,
+)
 from tracker.notify import milestones, outbox
 from tracker.notify.chat import ChatPolicy
 from tracker.notify.context import Context
 from tracker.notify.donors import refunded_veto
 from tracker.notify.summaries import due_summaries
 from tracker.services.campaigns import get_campaign
+from tracker.services.ledger import record_entry
 from tracker.services.notifications import NotificationChanges, set_notifications
 
 CONTEXT = Context(mail_from="Tracker <tracker@example.org>", public_url="https://t.example.org")
@@ -176,38 +184,49 @@ def test_summary_content(session: Session) -> None:
     assert "<img" not in message.html and "<svg" not in message.html
 
 
-def test_a_thank_you_speaks_the_campaigns_language(session: Session) -> None:
-    factories.campaign(session, "kasse", title="Freie Presse", currency="EUR", locale="de_DE")
+# The campaign of each language the thank-you tests speak: its title and currency.
+THANKS_CAMPAIGNS = {"en_US": ("Fund us", "USD"), "de_DE": ("Freie Presse", "EUR")}
+
+
+def _thanked(session: Session, locale: str) -> tuple[OutboxMessage, Pledge]:
+    """Campaign ``fund`` in ``locale`` with thank-yous on, and one paid 50-unit pledge from Dana.
+
+    :returns: the thank-you the milestone check wrote to the outbox, and the pledge.
+    """
+    title, currency = THANKS_CAMPAIGNS[locale]
+    fund = factories.campaign(session, "fund", title=title, currency=currency, locale=locale)
     now = datetime(2026, 11, 20, tzinfo=UTC)
-    _notify(session, "kasse", NotificationChanges(emails="owner@example.org", thank_you=True), now)
+    _notify(session, "fund", NotificationChanges(emails="owner@example.org", thank_you=True), now)
     _check(session, now)
-    campaign = get_campaign(session, "kasse")
     pledge = Pledge(
-        campaign_id=campaign.id,
+        campaign_id=fund.id,
         amount=5000,
-        currency="EUR",
+        currency=currency,
         donor_email="donor@example.org",
         donor_name="Dana",
         source=PledgeSource.STRIPE,
     )
     session.add(pledge)
     session.commit()
-    from tracker.services.ledger import record_entry
-
     record_entry(
         session,
-        campaign,
+        get_campaign(session, "fund"),
         source=EntrySource.STRIPE,
-        reference="pi_de",
+        reference="pi_1",
         kind=EntryKind.PAYMENT,
         amount=5000,
-        currency="EUR",
+        currency=currency,
         occurred_at=now,
         pledge_id=pledge.id,
     )
     session.commit()
     assert _check(session, now).thanks == 1
     row = session.scalars(select(OutboxMessage).where(OutboxMessage.kind == "thanks")).one()
+    return row, pledge
+
+
+def test_a_thank_you_speaks_the_campaigns_language(session: Session) -> None:
+    row, _ = _thanked(session, "de_DE")
     assert row.subject == "Vielen Dank für Ihre Spende an Freie Presse"
     assert "Liebe/r Dana," in row.body_text
     assert "Ihre Spende von 50\u00a0€ an Freie Presse ist eingegangen." in row.body_text
@@ -217,45 +236,15 @@ def test_a_thank_you_speaks_the_campaigns_language(session: Session) -> None:
 def test_thank_you_only_when_on_and_canceled_if_refunded(
     session: Session, database: Database
 ) -> None:
-    fund = factories.campaign(session, "fund")
+    row, pledge = _thanked(session, "en_US")
     now = datetime(2026, 11, 20, tzinfo=UTC)
-    _notify(session, "fund", NotificationChanges(emails="owner@example.org", thank_you=True), now)
-    _check(session, now)
-    pledge = Pledge(
-        campaign_id=fund.id,
-        amount=5000,
-        currency="USD",
-        donor_email="donor@example.org",
-        donor_name="Dana",
-        source=PledgeSource.STRIPE,
-    )
-    session.add(pledge)
-    session.commit()
-    from tracker.services.ledger import record_entry
-
-    record_entry(
-        session,
-        get_campaign(session, "fund"),
-        source=EntrySource.STRIPE,
-        reference="pi_1",
-        kind=EntryKind.PAYMENT,
-        amount=5000,
-        currency="USD",
-        occurred_at=now,
-        pledge_id=pledge.id,
-    )
-    session.commit()
-    assert _check(session, now).thanks == 1
-    row = session.scalars(select(OutboxMessage).where(OutboxMessage.kind == "thanks")).one()
     assert row.recipient == "donor@example.org" and "Dear Dana" in row.body_text
     assert refunded_veto(session, row) is None
     # Refunded before the note left: the delivery cancels it instead of sending it.
-    from tracker.models import StripePayment
-
     session.add(
         StripePayment(
             reference="pi_1",
-            campaign_id=fund.id,
+            campaign_id=pledge.campaign_id,
             pledge_id=pledge.id,
             payment_intent_id="pi_1",
             amount=5000,

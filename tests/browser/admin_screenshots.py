@@ -13,17 +13,14 @@ campaign at all) and ``dashboard-normal`` (the demo, nothing flagged).
 from __future__ import annotations
 
 import sys
-import tempfile
-import threading
 from pathlib import Path
 
-from playwright.sync_api import Page, sync_playwright
+from playwright.sync_api import Page
 from sqlalchemy.orm import Session
-from werkzeug.serving import make_server
 
-from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS
-from tracker import create_app, migrate
-from tracker.db import Database
+from tests import factories
+from tests.browser.screenshot import served
+from tracker.domain.periods import PeriodKind
 from tracker.models import (
     AdminRole,
     DailyTotal,
@@ -36,7 +33,6 @@ from tracker.models import (
 )
 from tracker.notify.outbox import Outgoing, Recipients, enqueue
 from tracker.services.admins import save_admin
-from tracker.services.campaigns import CampaignSpec, create_campaign
 from tracker.services.demo import seed_demo
 
 PASSWORD = "screenshots only 123"
@@ -74,36 +70,19 @@ def main(out: Path) -> None:
 
 def dashboard_state(out: Path, state: str) -> None:
     """The dashboard with no campaign (``empty``) or the demo alone (``normal``)."""
-    with tempfile.TemporaryDirectory() as tmp:
-        url = f"sqlite:///{tmp}/state.sqlite3"
-        database = Database(url)
-        migrate.upgrade(database.engine)
-        with database.session() as session:
-            if state == "normal":
-                seed_demo(session)
-            save_admin(session, "admin@example.org", PASSWORD, role=AdminRole.OWNER, actor="shots")
-            session.commit()
-        database.dispose()
-        app = create_app({"DATABASE_URL": url, "SECRET_KEY": "s" * 40})
-        server = make_server("127.0.0.1", 0, app, threaded=True)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        base = f"http://127.0.0.1:{server.server_port}"
-        try:
-            with sync_playwright() as playwright:
-                browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-                for width, label in ((1280, "desktop"), (390, "narrow")):
-                    context = browser.new_context(viewport={"width": width, "height": 900})
-                    page = context.new_page()
-                    _sign_in(page, base)
-                    page.screenshot(
-                        path=str(out / f"dashboard-{state}-{label}.png"), full_page=True
-                    )
-                    context.close()
-                browser.close()
-        finally:
-            server.shutdown()
-            server.server_close()
-            app.extensions["tracker.db"].dispose()
+
+    def seed(session: Session) -> None:
+        if state == "normal":
+            seed_demo(session)
+        save_admin(session, "admin@example.org", PASSWORD, role=AdminRole.OWNER, actor="shots")
+
+    with served(seed) as (base, browser):
+        for width, label in ((1280, "desktop"), (390, "narrow")):
+            context = browser.new_context(viewport={"width": width, "height": 900})
+            page = context.new_page()
+            _sign_in(page, base)
+            page.screenshot(path=str(out / f"dashboard-{state}-{label}.png"), full_page=True)
+            context.close()
 
 
 def _sign_in(page: Page, base: str) -> None:
@@ -114,63 +93,42 @@ def _sign_in(page: Page, base: str) -> None:
     page.wait_for_url(base + "/admin/")
 
 
+def _seed_pages(session: Session) -> None:
+    """The demo (its row flagged), an empty monthly campaign, an owner, outbox and inbox rows."""
+    seed_demo(session)
+    factories.campaign(
+        session,
+        "empty",
+        title="A campaign with nothing yet",
+        currency="EUR",
+        tiers=[0, 100_000],
+        locale="fr_FR",
+        period=PeriodKind.MONTH,
+        timezone="Europe/Paris",
+    )
+    save_admin(session, "admin@example.org", PASSWORD, role=AdminRole.OWNER, actor="shots")
+    _outbox(session)
+    _row_flags(session)
+
+
 def pages(out: Path) -> None:
     """Every page of :data:`PAGES` at 1,280 and 390 px, the demo row flagged."""
-    with tempfile.TemporaryDirectory() as tmp:
-        url = f"sqlite:///{tmp}/shots.sqlite3"
-        database = Database(url)
-        migrate.upgrade(database.engine)
-        with database.session() as session:
-            seed_demo(session)
-            create_campaign(
-                session,
-                CampaignSpec(
-                    slug="empty",
-                    title="A campaign with nothing yet",
-                    currency="EUR",
-                    tiers=[0, 100_000],
-                    locale="fr_FR",
-                    period=__import__(
-                        "tracker.domain.periods", fromlist=["PeriodKind"]
-                    ).PeriodKind.MONTH,
-                    timezone="Europe/Paris",
-                ),
-            )
-            save_admin(session, "admin@example.org", PASSWORD, role=AdminRole.OWNER, actor="shots")
-            _outbox(session)
-            _row_flags(session)
-            session.commit()
-        database.dispose()
-        app = create_app({"DATABASE_URL": url, "SECRET_KEY": "s" * 40})
-        server = make_server("127.0.0.1", 0, app, threaded=True)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        base = f"http://127.0.0.1:{server.server_port}"
-        try:
-            with sync_playwright() as playwright:
-                browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-                for width, label in ((1280, "desktop"), (390, "narrow")):
-                    context = browser.new_context(viewport={"width": width, "height": 900})
-                    page = context.new_page()
-                    page.goto(base + "/admin/login")
-                    page.screenshot(path=str(out / f"login-{label}.png"), full_page=True)
-                    page.fill("#email", "admin@example.org")
-                    page.fill("#password", PASSWORD)
-                    page.click("button[type=submit]")
-                    page.wait_for_url(base + "/admin/")
-                    for name, path in PAGES.items():
-                        if name == "login":
-                            continue
-                        response = page.goto(base + path)
-                        status = response.status if response else 0
-                        page.screenshot(path=str(out / f"{name}-{label}.png"), full_page=True)
-                        print(f"{name} {label}: {status}", file=sys.stderr)
-                    _erasure(page, out, label)
-                    context.close()
-                browser.close()
-        finally:
-            server.shutdown()
-            server.server_close()
-            app.extensions["tracker.db"].dispose()
+    with served(_seed_pages) as (base, browser):
+        for width, label in ((1280, "desktop"), (390, "narrow")):
+            context = browser.new_context(viewport={"width": width, "height": 900})
+            page = context.new_page()
+            page.goto(base + "/admin/login")
+            page.screenshot(path=str(out / f"login-{label}.png"), full_page=True)
+            _sign_in(page, base)
+            for name, path in PAGES.items():
+                if name == "login":
+                    continue
+                response = page.goto(base + path)
+                status = response.status if response else 0
+                page.screenshot(path=str(out / f"{name}-{label}.png"), full_page=True)
+                print(f"{name} {label}: {status}", file=sys.stderr)
+            _erasure(page, out, label)
+            context.close()
 
 
 def _row_flags(session: Session) -> None:

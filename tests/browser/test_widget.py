@@ -427,3 +427,38 @@ def test_pages_fit_a_390_px_phone_without_sideways_scrolling(
     tab.page.wait_for_load_state("load")
     width = tab.page.evaluate("document.documentElement.scrollWidth")
     assert width <= 390, f"{path} is {width} px wide"
+
+
+@pytest.mark.parametrize("width", [900, 390])
+def test_a_closed_campaign_keeps_its_figures_and_shows_no_donate(
+    tab: Tab, live: Live, host: Host, live_session: Session, width: int
+) -> None:
+    # Issue #10 item 13: the bar stays, with final figures; the Donate button goes.
+    slug = f"over-{width}"
+    if not _exists(live_session, slug):
+        factories.campaign(live_session, slug)
+        factories.pay(live_session, slug, f"{slug}-1", 281_100)
+        update_campaign(live_session, slug, {"status": CampaignStatus.CLOSED}, "test")
+        live_session.commit()
+    tab.page.set_viewport_size({"width": width, "height": 600})
+    url = host.page(f"/{slug}.html", host_page(live, widget(f'campaign="{slug}" cta="{CTA}"')))
+    tab.page.goto(url)
+    wait_loaded(tab)
+    seen = tab.page.locator("tracker-progress").evaluate(READ_WIDGET)
+    assert api(live, slug)["closed"] is True
+    assert seen["amount"] == "$2,811 raised of $5,000"
+    assert seen["fill"] == "56.22%"
+    assert seen["cta"] == "This campaign has ended"
+    assert seen["link"] == 0
+    assert (
+        tab.page.locator("tracker-progress").evaluate(
+            "(el) => el.shadowRoot.querySelector('.c a').checkVisibility()"
+        )
+        is False
+    )
+    assert seen["height"] == 140
+    # The iframe page says the same, and links nowhere.
+    tab.page.goto(f"{live.origin}/embed/{slug}?cta=Hi")
+    assert tab.page.locator(".c span").text_content() == "This campaign has ended"
+    assert tab.page.locator("a").count() == 0
+    assert tab.errors == []

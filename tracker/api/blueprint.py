@@ -17,7 +17,7 @@ from tracker.api import openapi
 from tracker.db import get_session
 from tracker.domain.periods import Period
 from tracker.embed.options import EmbedOptions, OptionError, locale_option
-from tracker.embed.render import bar_view, summary_text
+from tracker.embed.render import ENDED, bar_view, summary_text
 from tracker.i18n import gettext, language, select_locale
 from tracker.microcache import Rendered, not_modified, render_cache
 from tracker.services.campaigns import CampaignNotFound
@@ -71,7 +71,8 @@ def texts(report: ProgressReport) -> dict[str, str]:
     its own: ``summary`` ("$2,811 raised of $5,000", which contains
     ``raised_display``), ``value_text`` (the bar's spoken description),
     ``donors`` ("5 donors", with the language's plural rules), ``donate`` (the
-    button) and ``lang`` (the language of these words: ``en``, ``fr``, ``de``, ``es``).
+    button), ``closed`` (said instead of the button once the campaign has ended)
+    and ``lang`` (the language of these words: ``en``, ``fr``, ``de``, ``es``).
     """
     view = bar_view(report, EmbedOptions(show_donors=True), donate_href="")
     return {
@@ -80,6 +81,7 @@ def texts(report: ProgressReport) -> dict[str, str]:
         "value_text": view.value_text,
         "donors": view.donors or "",
         "donate": gettext("Donate"),
+        "closed": gettext(ENDED),
     }
 
 
@@ -103,6 +105,9 @@ def progress_document(report: ProgressReport) -> dict[str, Any]:
         "percent": float(report.percent),
         "period": _period(report.period),
         "updated_at": _iso(report.updated_at),
+        # A later addition to v1 (a client that ignores it keeps working): true once
+        # the campaign is closed or past its end date, its figures final.
+        "closed": report.closed,
         "texts": texts(report),
     }
 

@@ -152,11 +152,21 @@ SCHEMAS: dict[str, Any] = {
             },
             "period": {
                 "oneOf": [{"type": "null"}, {"$ref": "#/components/schemas/Period"}],
-                "description": "the current period; null for a campaign without periods",
+                "description": (
+                    "the current period (a closed campaign's last one); "
+                    "null for a campaign without periods"
+                ),
             },
             "updated_at": {
                 "oneOf": [{"type": "null"}, _ISO_INSTANT],
                 "description": "when the total last moved; null before any money",
+            },
+            "closed": {
+                "type": "boolean",
+                "description": (
+                    "true once the campaign is closed or past its end date: the figures are "
+                    "final and the donate pages refuse pledges (409), so show no Donate"
+                ),
             },
             "texts": _object(
                 {
@@ -168,6 +178,10 @@ SCHEMAS: dict[str, Any] = {
                     "value_text": {"type": "string", "description": "the bar's spoken description"},
                     "donors": {"type": "string", "description": "e.g. `5 donors`"},
                     "donate": {"type": "string", "description": "the donate button's word"},
+                    "closed": {
+                        "type": "string",
+                        "description": "said instead of the button once `closed` is true",
+                    },
                 },
                 description="the widget's sentences in the campaign's (or `locale`'s) language",
             ),

@@ -5,7 +5,8 @@ The commands are grouped by who runs them:
 - :mod:`tracker.cli.core`: the ``tracker`` group (``tracker_cli``) and what every
   command shares (one-line errors, the unit of work, the audit actor);
 - :mod:`tracker.cli.install`: installing and trying it (``init-db``, ``demo``);
-- :mod:`tracker.cli.campaigns`: running campaigns (``create-campaign``, ``set-campaign``);
+- :mod:`tracker.cli.campaigns`: running campaigns (``create-campaign``, ``set-campaign``),
+  with the notification options of :mod:`tracker.cli.notifications`;
 - :mod:`tracker.cli.money`: the books (``add-offline-payment``, ``check-totals``);
 - :mod:`tracker.cli.inbox`: the Stripe inbox (``retry-inbox``, ``reconcile``);
 - :mod:`tracker.cli.privacy`: donors' privacy requests (``erase-donor``).
@@ -19,6 +20,8 @@ from __future__ import annotations
 
 from flask import Flask
 
+# Imported for their side effect: each registers its commands on tracker_cli.
+from tracker.cli import campaigns, inbox, install, money, privacy  # noqa: F401
 from tracker.cli.core import (
     OneLineCommand,
     OneLineError,
@@ -46,8 +49,3 @@ def init_app(app: Flask) -> None:
     from tracker.scheduler import cli as _scheduler_cli  # noqa: F401 -- attaches its commands
 
     app.cli.add_command(tracker_cli)
-
-
-# After the names above exist: the scheduler's options on set-campaign import them
-# from here while these modules load.
-from tracker.cli import campaigns, inbox, install, money, privacy  # noqa: E402, F401 -- register their commands

@@ -1,7 +1,7 @@
 """For the publisher running campaigns: ``create-campaign`` and ``set-campaign``.
 
-``set-campaign`` also takes the scheduler's notification options
-(docs/scheduler.md), attached from :mod:`tracker.scheduler.cli`.
+``set-campaign`` also takes the notification options (docs/scheduler.md), from
+:mod:`tracker.cli.notifications`.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import click
 from sqlalchemy.orm import Session
 
 from tracker.cli.core import OneLineError, _actor, tracker_cli, unit_of_work
+from tracker.cli.notifications import NOTIFY_OPTIONS, apply_notify_options, notify_options
 from tracker.domain.money import MoneyError, normalize_currency
 from tracker.domain.periods import parse_kind
 from tracker.models import CampaignStatus
@@ -171,16 +172,10 @@ def _changes(session: Session, slug: str, given: dict[str, str]) -> dict[str, An
     return changes
 
 
-def _notify_options(func: Callable[..., Any]) -> Callable[..., Any]:
-    from tracker.scheduler.cli import notify_options
-
-    return notify_options(func)
-
-
 @tracker_cli.command("set-campaign")
 @click.argument("slug")
 @_set_options
-@_notify_options
+@notify_options
 def set_campaign_cmd(slug: str, **options: Any) -> None:
     """Publish, close or edit a campaign.
 
@@ -188,8 +183,6 @@ def set_campaign_cmd(slug: str, **options: Any) -> None:
     donate page settings (each checked as create-campaign checks it and written
     to the audit trail), and who is notified how (docs/scheduler.md).
     """
-    from tracker.scheduler.cli import NOTIFY_OPTIONS, apply_notify_options
-
     notify = {name: options.pop(name) for name in NOTIFY_OPTIONS}
     given = {name: value for name, value in options.items() if value is not None}
     if not given and all(value is None for value in notify.values()):

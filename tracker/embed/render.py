@@ -53,9 +53,13 @@ class BarView:
     available: bool = True
     # Said in place of the figures when there are none (e.g. the database is down).
     message: str = ""
+    # Said once the campaign has ended (its figures are final), else empty.
+    ended: str = ""
 
 
 NEUTRAL_TITLE = N_("Fundraising progress")
+# Said in place of the call to action once a campaign has ended: no Donate any more.
+ENDED = N_("This campaign has ended")
 
 
 def neutral_view(options: EmbedOptions, message: str = "") -> BarView:
@@ -125,6 +129,9 @@ def bar_view(report: ProgressReport, options: EmbedOptions, donate_href: str) ->
     """Compute the bar of ``report`` as ``options`` ask.
 
     :param donate_href: where the call to action links unless ``options.cta_href`` says.
+
+    A campaign that has ended (``report.closed``) keeps its figures, and its call
+    to action row, if asked for, says :data:`ENDED` with no link.
     """
     top = report.tiers[-1].amount
     if options.locale:
@@ -137,6 +144,7 @@ def bar_view(report: ProgressReport, options: EmbedOptions, donate_href: str) ->
         for t, label in zip(report.tiers, labels, strict=True)
     )
     reached = [m.label for m, t in zip(marks, report.tiers, strict=True) if t.reached and t.amount]
+    ended = gettext(ENDED) if report.closed else ""
     return BarView(
         slug=report.slug,
         title=report.title,
@@ -150,6 +158,7 @@ def bar_view(report: ProgressReport, options: EmbedOptions, donate_href: str) ->
         value_text=value_text(raised, labels[-1], reached[-1] if reached else None),
         color=options.color or DEFAULT_COLOR,
         size=options.size,
-        cta=options.cta,
-        cta_href=(options.cta_href or donate_href) if options.cta is not None else None,
+        cta=ended if ended and options.cta is not None else options.cta,
+        cta_href=None if ended or options.cta is None else (options.cta_href or donate_href),
+        ended=ended,
     )

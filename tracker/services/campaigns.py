@@ -362,3 +362,14 @@ def get_campaign(session: Session, slug: str, *, public: bool = False) -> Campai
     if campaign is None or (public and campaign.status is CampaignStatus.DRAFT):
         raise CampaignNotFound(f"no campaign {slug!r}")
     return campaign
+
+
+def has_ended(campaign: Campaign, instant: datetime) -> bool:
+    """Whether ``campaign`` is over at ``instant``: closed, or past its end date.
+
+    The two cases in which ``services.pledges.closed_reason`` says the campaign
+    "no longer takes donations"; the embeds then show final figures and no Donate.
+    """
+    if campaign.status is CampaignStatus.CLOSED:
+        return True
+    return campaign.ends_at is not None and instant >= campaign.ends_at

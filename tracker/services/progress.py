@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from tracker.domain.money import format_money
-from tracker.domain.periods import Period, PeriodKind, period_at, period_from_key
+from tracker.domain.periods import Period, PeriodError, PeriodKind, period_at, period_from_key
 from tracker.domain.progress import NextTier, progress
 from tracker.models import Campaign, PeriodTotal, utcnow
-from tracker.services.campaigns import get_campaign
+from tracker.services.campaigns import get_campaign, has_ended
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +46,8 @@ class ProgressReport:
     updated_at: datetime
     version: tuple[int, int]
     amount_pattern: str | None = None
+    # Closed or past its end date: the figures are final and nothing links to a donate page.
+    closed: bool = False
 
     def display(self, minor: int) -> str:
         """Format ``minor`` units of this campaign's currency the way its raised amount is."""
@@ -77,16 +79,47 @@ def campaign_progress(
 ) -> ProgressReport:
     """Progress of the public campaign ``slug`` in its current period.
 
+    A campaign that has ended (:func:`~tracker.services.campaigns.has_ended`)
+    keeps its final figures: a periodic one shows its last period, not the
+    empty one the calendar has moved on to.
+
     :raise CampaignNotFound: for an unknown slug or a draft campaign.
     """
     campaign = get_campaign(session, slug, public=True)
     instant = now or utcnow()
+    closed = has_ended(campaign, instant)
     period = period_at(campaign.period, campaign.timezone, instant)
+    if closed and campaign.period is not PeriodKind.NONE:
+        period = _final_period(session, campaign, instant, period)
     total = session.get(PeriodTotal, (campaign.id, period.key))
-    return _report(campaign, period, total)
+    return _report(campaign, period, total, closed=closed)
 
 
-def _report(campaign: Campaign, period: Period, total: PeriodTotal | None) -> ProgressReport:
+def _final_period(session: Session, campaign: Campaign, instant: datetime, now: Period) -> Period:
+    # The period of the end date, when the campaign ended by it; else (closed by
+    # an admin) the newest period that has totals, never a later one than now's.
+    if campaign.ends_at is not None and campaign.ends_at <= instant:
+        # The end is exclusive: a campaign ending at midnight on the 1st ends in the month before.
+        last = campaign.ends_at - timedelta(microseconds=1)
+        return period_at(campaign.period, campaign.timezone, last)
+    key = session.scalar(
+        select(PeriodTotal.period_key)
+        .where(PeriodTotal.campaign_id == campaign.id, PeriodTotal.period_key <= now.key)
+        .order_by(PeriodTotal.period_key.desc())
+        .limit(1)
+    )
+    if key is None:
+        return now
+    try:
+        return period_from_key(campaign.period, campaign.timezone, key)
+    except PeriodError:
+        # A row from before the campaign's period kind changed (a month among weeks).
+        return now
+
+
+def _report(
+    campaign: Campaign, period: Period, total: PeriodTotal | None, *, closed: bool = False
+) -> ProgressReport:
     raised = total.raised if total else 0
     state = progress(raised, [t.amount for t in campaign.tiers])
 
@@ -122,6 +155,7 @@ def _report(campaign: Campaign, period: Period, total: PeriodTotal | None) -> Pr
         updated_at=updated,
         version=(campaign.version, total.version if total else 0),
         amount_pattern=campaign.amount_pattern,
+        closed=closed,
     )
 
 

@@ -35,7 +35,7 @@ draw(){let d=this.d,[a,o,b,f,l,c]=this.z,A=(k,v)=>b.setAttribute("aria-"+k,v),t,
 if(!d)return;A("label",d.title);X=d.texts;a.parentNode.parentNode.lang=X.lang;
 t=d.tiers;p=t.at(-1).amount;M=m=>Math.max(0,Math.min(m,p)),P=m=>(M(m)*100/p).toFixed(2)+"%";
 R=d.raised_display;q=X.summary;i=q.indexOf(R);a.replaceChildren(q.slice(0,i),E(a,"b","",R),q.slice(i+R.length));
-o.textContent=this.a("show-donors")!=null?X.donors:"";c&&(c.lastChild.textContent=X.donate);
+o.textContent=this.a("show-donors")!=null?X.donors:"";c.firstChild.textContent=d.closed?X.closed:this.a("cta");c.lastChild.textContent=X.donate;this.k.hidden|=d.closed;
 f.style.width=P(d.raised);b.replaceChildren(f);l.replaceChildren();
 t.forEach(x=>{E(l,"span",x.reached?"m r":"m",x.label).style.cssText=`left:${q=P(x.amount)};transform:translateX(-${q})`;x.amount>0&&x.amount<p&&(E(b,"i","k","").style.left=q)});
 A("valuemax",p);A("valuenow",M(d.raised));A("valuetext",X.value_text)}
