@@ -178,3 +178,37 @@ def test_each_page_sends_a_fixed_number_of_statements(
     # tiers, one per campaign. Campaign page: the admin, the campaign with its
     # tiers, the figures, the chart's days, history, latest, pending.
     assert counts == [(3 + 2, 7), (3 + 2, 7)]
+
+
+def test_the_growing_reads_use_their_indexes(session: Session) -> None:
+    # Revision 0010: the median's sample and the partial-day sums read the
+    # ledger's index alone, and the foreign-currency count reads only flagged
+    # Stripe payments. The page's own statement, as sent, is explained; on
+    # PostgreSQL with sequential scans off (its planner rightly prefers them
+    # on tables this small), so the plan shows which indexes can serve it.
+    factories.campaign(session, period=PeriodKind.MONTH)
+    factories.pay(session, "fund", "a", 1_000, at=NOW)
+    sent: list[tuple[str, object]] = []
+
+    def capture(_conn, _cursor, statement, params, _context, _many) -> None:  # type: ignore[no-untyped-def]
+        if "group_concat" in statement or "string_agg" in statement:
+            sent.append((statement, params))
+
+    engine = session.get_bind()
+    event.listen(engine, "before_cursor_execute", capture)
+    try:
+        overview.campaign_overview(session, "fund", now=NOW)
+    finally:
+        event.remove(engine, "before_cursor_execute", capture)
+    [(statement, params)] = sent
+    cursor = session.connection().connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    if engine.dialect.name == "sqlite":
+        cursor.execute(f"EXPLAIN QUERY PLAN {statement}", params)
+        plan = " | ".join(str(row[-1]) for row in cursor.fetchall())
+        assert "COVERING INDEX ix_ledger_entries_campaign_occurred_kind_amount" in plan, plan
+    else:
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        cursor.execute(f"EXPLAIN {statement}", params)
+        plan = " | ".join(str(row[0]) for row in cursor.fetchall())
+        assert "Index Only Scan using ix_ledger_entries_campaign_occurred_kind_amount" in plan, plan
+    assert "ix_stripe_payments_flagged" in plan, plan
