@@ -21,7 +21,7 @@ from tracker.services.ledger_search import (
     csv_lines,
     ledger_page,
 )
-from tracker.services.overview import campaign_overview, failed_outbox, inbox_flags, money_text
+from tracker.services.overview import attention, campaign_overview, money_text
 from tracker.services.overview import dashboard as dashboard_rows
 
 AUDIT_PAGE = 100
@@ -60,11 +60,9 @@ def stripe_url(reference: str) -> str:
 def dashboard() -> str:
     """Every campaign at a glance."""
     db = get_session()
+    inbox, outbox_failed = attention(db)
     return render_template(
-        "admin/dashboard.html",
-        rows=dashboard_rows(db),
-        inbox=inbox_flags(db),
-        outbox_failed=failed_outbox(db),
+        "admin/dashboard.html", rows=dashboard_rows(db), inbox=inbox, outbox_failed=outbox_failed
     )
 
 

@@ -51,8 +51,17 @@ class LedgerEntry(Base):
         # On SQLite a trigger (revision 0006) refuses a non-integer amount: adding a
         # CHECK would rebuild this referenced, trigger-guarded table.
         Index("ix_ledger_entries_campaign_period", "campaign_id", "period_key"),
-        # The admin's ledger pages, newest first, and its 24 h / 7 d changes.
-        Index("ix_ledger_entries_campaign_occurred", "campaign_id", "occurred_at", "id"),
+        # The admin's ledger pages, newest first, its 24 h / 7 d changes and the
+        # median's sample; kind and amount in it so the last two read the index
+        # alone (revision 0010).
+        Index(
+            "ix_ledger_entries_campaign_occurred_kind_amount",
+            "campaign_id",
+            "occurred_at",
+            "id",
+            "kind",
+            "amount",
+        ),
     )
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy import exists, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session, joinedload, selectinload
 
 from tracker.domain.money import (
     MoneyError,
@@ -347,18 +347,22 @@ def _apply_fields(
     session.flush()
 
 
-def get_campaign(session: Session, slug: str, *, public: bool = False) -> Campaign:
+def get_campaign(
+    session: Session, slug: str, *, public: bool = False, joined: bool = False
+) -> Campaign:
     """Load a campaign with its tiers.
 
+    :param joined: load the tiers in the same statement (a join) rather than a
+        second one: one round trip less, for the admin's pages that send many.
     :raise CampaignNotFound: if there is none, or (with ``public=True``) it is a draft.
     """
     if not isinstance(slug, str) or not _SLUG.fullmatch(slug):
         # No campaign can have it; and a stranger's NUL byte in a URL would make
         # PostgreSQL refuse the query itself (a 500 instead of a 404).
         raise CampaignNotFound(f"no campaign {slug!r}")
-    campaign = session.scalar(
-        select(Campaign).where(Campaign.slug == slug).options(selectinload(Campaign.tiers))
-    )
+    load = joinedload(Campaign.tiers) if joined else selectinload(Campaign.tiers)
+    query = select(Campaign).where(Campaign.slug == slug).options(load)
+    campaign = session.scalars(query).unique().one_or_none()
     if campaign is None or (public and campaign.status is CampaignStatus.DRAFT):
         raise CampaignNotFound(f"no campaign {slug!r}")
     return campaign
