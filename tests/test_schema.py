@@ -80,3 +80,35 @@ def test_no_statement_reads_the_database_servers_clock() -> None:
         if SERVER_CLOCK.search(line)
     ]
     assert not found, "\n".join(found)
+
+
+def test_revision_0010_builds_its_ledger_index_without_holding_off_writes(
+    database: Database,
+) -> None:
+    # A plain CREATE INDEX on a big ledger would stop every webhook's booking until
+    # it is built; PostgreSQL builds these CONCURRENTLY, outside a transaction.
+    from alembic import command
+    from sqlalchemy import event
+
+    with database.engine.connect() as conn:
+        config = migrate._config()
+        config.attributes["connection"] = conn
+        command.downgrade(config, "0009")
+        conn.commit()
+    sent: list[str] = []
+
+    def record(conn: object, cursor: object, statement: str, *args: object) -> None:
+        sent.append(" ".join(statement.split()))
+
+    event.listen(database.engine, "before_cursor_execute", record)
+    try:
+        assert migrate.upgrade(database.engine) == ("0009", migrate.head_revision())
+    finally:
+        event.remove(database.engine, "before_cursor_execute", record)
+    indexes = [s for s in sent if s.startswith(("CREATE INDEX", "DROP INDEX"))]
+    assert len(indexes) == 3, sent
+    concurrently = database.engine.dialect.name == "postgresql"
+    assert all(("CONCURRENTLY" in s) == concurrently for s in indexes), indexes
+    with database.engine.connect() as conn:
+        context = MigrationContext.configure(conn, opts={"compare_type": True})
+        assert compare_metadata(context, Base.metadata) == []

@@ -17,10 +17,17 @@ Create Date: 2026-12-01
   currency" count read the whole table, one row per Stripe payment ever taken;
   now it reads only the flagged ones.
 
-Index changes only: no table rebuild on SQLite.
+Index changes only: no table rebuild on SQLite. On PostgreSQL the indexes are
+built and dropped ``CONCURRENTLY``, outside the migration's transaction, so that
+webhooks keep booking while a big ledger's index is built (docs/operations.md,
+"Upgrading"): a plain ``CREATE INDEX`` would hold off every ledger write until
+it is done. Should the build fail half-way, PostgreSQL leaves an invalid index
+of that name behind: drop it, then run ``init-db`` again.
 """
 
 from __future__ import annotations
+
+from contextlib import nullcontext
 
 import sqlalchemy as sa
 from alembic import op
@@ -33,27 +40,42 @@ depends_on = None
 _FLAGGED = sa.text("flag IS NOT NULL")
 
 
+def _concurrently() -> bool:
+    return op.get_bind().dialect.name == "postgresql"
+
+
 def upgrade() -> None:
-    op.create_index(
-        "ix_ledger_entries_campaign_occurred_kind_amount",
-        "ledger_entries",
-        ["campaign_id", "occurred_at", "id", "kind", "amount"],
-    )
-    op.drop_index("ix_ledger_entries_campaign_occurred", "ledger_entries")
-    op.create_index(
-        "ix_stripe_payments_flagged",
-        "stripe_payments",
-        ["campaign_id"],
-        postgresql_where=_FLAGGED,
-        sqlite_where=_FLAGGED,
-    )
+    with op.get_context().autocommit_block() if _concurrently() else nullcontext():
+        op.create_index(
+            "ix_ledger_entries_campaign_occurred_kind_amount",
+            "ledger_entries",
+            ["campaign_id", "occurred_at", "id", "kind", "amount"],
+            postgresql_concurrently=True,
+        )
+        op.drop_index(
+            "ix_ledger_entries_campaign_occurred", "ledger_entries", postgresql_concurrently=True
+        )
+        op.create_index(
+            "ix_stripe_payments_flagged",
+            "stripe_payments",
+            ["campaign_id"],
+            postgresql_where=_FLAGGED,
+            sqlite_where=_FLAGGED,
+            postgresql_concurrently=True,
+        )
 
 
 def downgrade() -> None:
-    op.drop_index("ix_stripe_payments_flagged", "stripe_payments")
-    op.create_index(
-        "ix_ledger_entries_campaign_occurred",
-        "ledger_entries",
-        ["campaign_id", "occurred_at", "id"],
-    )
-    op.drop_index("ix_ledger_entries_campaign_occurred_kind_amount", "ledger_entries")
+    with op.get_context().autocommit_block() if _concurrently() else nullcontext():
+        op.drop_index("ix_stripe_payments_flagged", "stripe_payments", postgresql_concurrently=True)
+        op.create_index(
+            "ix_ledger_entries_campaign_occurred",
+            "ledger_entries",
+            ["campaign_id", "occurred_at", "id"],
+            postgresql_concurrently=True,
+        )
+        op.drop_index(
+            "ix_ledger_entries_campaign_occurred_kind_amount",
+            "ledger_entries",
+            postgresql_concurrently=True,
+        )
