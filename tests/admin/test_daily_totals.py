@@ -65,9 +65,12 @@ def test_the_migration_backfills_days_from_existing_entries(db_url: str) -> None
     database = Database(db_url)
     cfg = migrate._config()
     try:
-        with database.engine.begin() as conn:
+        # Alembic's own transaction, as init-db runs it: 0010's concurrent index
+        # steps commit it and run outside one, which a begin() around it forbids.
+        with database.engine.connect() as conn:
             cfg.attributes["connection"] = conn
             command.downgrade(cfg, "0006")  # the revision before 0007
+            conn.commit()
         with database.session() as session:
             factories.campaign(session, timezone="Europe/Paris")
             cid = session.execute(text("SELECT id FROM campaigns")).scalar_one()
