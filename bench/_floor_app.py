@@ -11,15 +11,24 @@ real endpoint does (``tracker.gateway.webhooks.verify``), then:
   ``payment_intent.succeeded`` that carries only ``tracker_campaign`` (a Payment
   Link payment), through the raw driver (psycopg / sqlite3, no SQLAlchemy), in
   the two transactions the issue asks for: store and commit, then lock the inbox
-  row, find the campaign, create the pledge, claim the payment, book the entry,
-  the donor, the period totals (with their bound) and the day's totals, look for
-  events waiting on the payment, finish the inbox row, commit;
+  row, find the campaign and any pledge holding the PaymentIntent, claim the
+  payment, create the pledge and give it to the claim, book the entry, the
+  donor, the period totals (with their bound) and the day's totals, take the
+  payment's gate (PostgreSQL), look for events waiting on the payment, finish
+  the inbox row, commit;
 - ``/floor/apply-once``: the same statements in a single transaction.
 
 Not part of the service and never imported by it: the routes skip every check
-the service makes (conflicts, currencies, deferred events) and exist only to
-measure. The rows they write are real rows of the real schema, in the
-benchmark's throw-away database.
+the service makes in Python (conflicts, currencies, deferred events) and exist
+only to measure, but they run every statement the service must run for this
+event, in its order, and no other (docs/stripe.md, "what the floor runs"):
+the claim before the pledge, because a concurrent event of the same payment
+must find the claim and not create a second pledge; the campaign lookup joined
+to the pledges, because nothing in the event says it has no pledge of ours; the
+payment's gate, because without it a refund deciding to wait for this payment
+could miss the booking's look for waiting events
+(tests/cluster/test_deferred_wake_race.py). The rows they write are real rows of
+the real schema, in the benchmark's throw-away database.
 """
 
 from __future__ import annotations
@@ -27,6 +36,7 @@ from __future__ import annotations
 import fcntl
 import os
 import sqlite3
+import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -48,17 +58,23 @@ _STORE = (
     " ON CONFLICT (id) DO NOTHING RETURNING id"
 )
 _LOCK_INBOX = "SELECT status, livemode FROM stripe_events WHERE id = %s"
-_CAMPAIGN = "SELECT id, currency, timezone FROM campaigns WHERE slug = %s"
+# The campaign, and a pledge of ours that holds the PaymentIntent (none here).
+_CAMPAIGN = (
+    "SELECT campaigns.id, campaigns.currency, campaigns.period, campaigns.timezone, pledges.id"
+    " FROM campaigns LEFT JOIN pledges ON pledges.stripe_payment_intent_id = %s"
+    " WHERE campaigns.slug = %s LIMIT 1"
+)
+_PAYMENT = (
+    "INSERT INTO stripe_payments (reference, campaign_id, payment_intent_id,"
+    " charge_id, amount, currency, donor_key, refunded, disputed, paid_at, created_at)"
+    " VALUES (%s, %s, %s, %s, %s, %s, '', 0, 0, %s, %s) ON CONFLICT DO NOTHING RETURNING id"
+)
 _PLEDGE = (
     "INSERT INTO pledges (campaign_id, amount, currency, frequency, donor_email, anonymous,"
     " source, status, stripe_payment_intent_id, paid_at, created_at, updated_at)"
     " VALUES (%s, %s, %s, 'one_time', %s, false, 'stripe', 'paid', %s, %s, %s, %s) RETURNING id"
 )
-_PAYMENT = (
-    "INSERT INTO stripe_payments (reference, campaign_id, pledge_id, payment_intent_id,"
-    " charge_id, amount, currency, donor_key, refunded, paid_at, created_at)"
-    " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, 0, %s, %s) ON CONFLICT DO NOTHING RETURNING id"
-)
+_CLAIM_PLEDGE = "UPDATE stripe_payments SET pledge_id = %s, donor_key = %s WHERE id = %s"
 _ENTRY = (
     "INSERT INTO ledger_entries (campaign_id, source, reference, kind, amount, currency,"
     " occurred_at, period_key, donor_key, pledge_id, created_at)"
@@ -88,6 +104,8 @@ _DAILY = (
     " refunded = daily_totals.refunded + excluded.refunded,"
     " disputed = daily_totals.disputed + excluded.disputed"
 )
+# The service's gate on the payment's ids (tracker.services.stripe_events.inbox._gate).
+_GATE = "SELECT pg_advisory_xact_lock(%s, key) FROM unnest(%s::integer[]) AS key"
 _WAITING = (
     "SELECT id, payload FROM stripe_events WHERE status = 'deferred'"
     " AND waiting_for IN (%s, %s) ORDER BY api_created_at, id"
@@ -96,6 +114,14 @@ _FINISH = (
     "UPDATE stripe_events SET status = 'processed', attempts = attempts + 1,"
     " processed_at = %s WHERE id = %s"
 )
+
+
+_GATE_CLASS = 0x7472
+
+
+def _gate_key(payment_id: str) -> int:
+    # As the service derives a payment id's gate key (a signed 32-bit CRC).
+    return zlib.crc32(payment_id.encode()) - (1 << 31)
 
 
 class _Raw:
@@ -205,14 +231,17 @@ def _book(raw: _Raw, run: Callable[[str, tuple[Any, ...]], Any], event: WebhookE
     email = obj["receipt_email"]
     donor = f"email:{email}"
     run(_LOCK_INBOX + ("" if raw.sqlite else " FOR UPDATE"), (event.id,)).fetchone()
-    campaign_id, currency, zone = run(_CAMPAIGN, (obj["metadata"]["tracker_campaign"],)).fetchone()
+    campaign_id, currency, _period, zone, known = run(
+        _CAMPAIGN, (intent, obj["metadata"]["tracker_campaign"])
+    ).fetchone()
+    assert known is None  # a Payment Link payment: no pledge of ours yet
+    (claim,) = run(
+        _PAYMENT, (intent, campaign_id, intent, charge, amount, currency, paid_at, now)
+    ).fetchone()
     (pledge,) = run(
         _PLEDGE, (campaign_id, amount, currency, email, intent, paid_at, now, now)
     ).fetchone()
-    run(
-        _PAYMENT,
-        (intent, campaign_id, pledge, intent, charge, amount, currency, donor, paid_at, now),
-    ).fetchone()
+    run(_CLAIM_PLEDGE, (pledge, donor, claim))
     run(_ENTRY, (campaign_id, intent, amount, currency, paid_at, donor, pledge, now)).fetchone()
     added = run(_DONOR, (campaign_id, donor)).fetchone()
     counted = run(
@@ -220,6 +249,8 @@ def _book(raw: _Raw, run: Callable[[str, tuple[Any, ...]], Any], event: WebhookE
     ).fetchone()
     assert counted is not None  # the bench's totals are far from the bound
     run(_DAILY, (campaign_id, local_day(zone, event.created), amount, amount))
+    if not raw.sqlite:
+        run(_GATE, (_GATE_CLASS, sorted({_gate_key(intent), _gate_key(charge)}))).fetchall()
     run(_WAITING, (intent, charge)).fetchall()
     run(_FINISH, (now, event.id))
 

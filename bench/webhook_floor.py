@@ -16,20 +16,36 @@ It answers "how fast could the webhook be on this machine, whatever the Python
 around the statements": the ``apply`` line is the ceiling for a synchronous
 apply with this schema. docs/stripe.md has the figures.
 
+``--in-process`` measures the same routes without gunicorn or wrk, through the
+Flask test client in this one process, interleaved in chunks: CPU time per
+event of this process (PostgreSQL's backend is not in it) and the database
+round trips per event (every statement, ``BEGIN`` and ``COMMIT`` included,
+counted on the driver's connections). Both depend far less on the machine's
+load than requests per second do.
+
     .venv/bin/python bench/webhook_floor.py [--db sqlite|postgresql|both] [--seconds 6] [--rounds 3]
+    .venv/bin/python bench/webhook_floor.py --in-process [--events 1000] [--rounds 5]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
+import sqlite3
 import statistics
 import sys
 import tempfile
+import time
 from collections.abc import Callable
 from contextlib import ExitStack
 from functools import partial
 from pathlib import Path
+from typing import IO, Any
+from unittest import mock
+
+import psycopg
+from psycopg.pq import Trace
 
 if __package__ in (None, ""):
     # Run as a script (``python bench/webhook_floor.py``): make ``bench`` importable.
@@ -120,6 +136,129 @@ def measure(
     return results
 
 
+class _RoundTrips:
+    """Counts what the driver's connections send: statements, ``BEGIN`` and ``COMMIT``.
+
+    Every SQLite connection opened meanwhile reports its statements through
+    ``set_trace_callback``; every psycopg connection traces its protocol to a
+    file (libpq's ``PQtrace``), read for its ``Sync`` and ``Query`` messages
+    (one round trip each).
+    """
+
+    def __init__(self) -> None:
+        self.sqlite = 0
+        self._traces: list[IO[bytes]] = []
+
+    def patches(self) -> list[Any]:
+        """The patches of the drivers' ``connect`` that install the counting."""
+        sqlite_connect, pg_connect = sqlite3.connect, psycopg.connect
+
+        def on_sqlite(*args: Any, **kwargs: Any) -> sqlite3.Connection:
+            conn: sqlite3.Connection = sqlite_connect(*args, **kwargs)
+            conn.set_trace_callback(self._statement)
+            return conn
+
+        def on_pg(*args: Any, **kwargs: Any) -> psycopg.Connection[Any]:
+            conn = pg_connect(*args, **kwargs)
+            trace = tempfile.TemporaryFile()  # noqa: SIM115 - kept open with the connection
+            self._traces.append(trace)
+            conn.pgconn.trace(trace.fileno())
+            conn.pgconn.set_trace_flags(Trace.SUPPRESS_TIMESTAMPS | Trace.REGRESS_MODE)
+            return conn
+
+        # SQLAlchemy calls sqlite3.dbapi2.connect, the floor sqlite3.connect.
+        return [
+            mock.patch.object(sqlite3, "connect", on_sqlite),
+            mock.patch.object(sqlite3.dbapi2, "connect", on_sqlite),
+            mock.patch.object(psycopg, "connect", on_pg),
+        ]
+
+    def _statement(self, _sql: str) -> None:
+        self.sqlite += 1
+
+    def take(self) -> int:
+        """The round trips since the last call."""
+        count, self.sqlite = self.sqlite, 0
+        for trace in self._traces:
+            trace.flush()
+            trace.seek(0)
+            for line in trace.read().split(b"\n"):
+                fields = line.split(b"\t")
+                if len(fields) > 2 and fields[0] == b"F" and fields[2].split()[0] in _TRIPS:
+                    count += 1
+            trace.seek(0)
+            trace.truncate()
+        return count
+
+
+_TRIPS = (b"Sync", b"Query")
+
+
+def measure_in_process(
+    kind: str, *, rows: int, events: int, rounds: int
+) -> list[dict[str, float | str]]:
+    """Every route through the Flask test client in this process, interleaved in chunks."""
+    from bench._floor_app import build
+    from bench._webhook_load import SECRET
+    from tracker.db import get_database
+
+    counter = _RoundTrips()
+    chunk = max(1, events // rounds)
+    cpu: dict[str, list[float]] = {name: [] for name in ROUTES}
+    wall: dict[str, list[float]] = {name: [] for name in ROUTES}
+    trips: dict[str, list[float]] = {name: [] for name in ROUTES}
+    with ExitStack() as stack:
+        for patch in counter.patches():
+            stack.enter_context(patch)
+        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="tracker-floor-")))
+        url = stack.enter_context(database(kind, rows, PG_ADMIN_URL))
+        app = build({"DATABASE_URL": url, "STRIPE_WEBHOOK_SECRET": SECRET})
+        stack.callback(get_database(app).dispose)
+        stack.callback(lambda: app.extensions["floor.raw"].close())
+        # The request log would time the terminal, not the route.
+        stack.enter_context(
+            mock.patch.object(logging.getLogger("tracker.request"), "disabled", True)
+        )
+        client = app.test_client()
+        signed_events(tmp / "events.tsv", (chunk * rounds + 20) * len(ROUTES))
+        lines = iter((tmp / "events.tsv").read_text().splitlines())
+
+        def deliver(path: str, count: int) -> tuple[float, float, int]:
+            counter.take()
+            cpu0, wall0 = time.process_time(), time.perf_counter()
+            for _ in range(count):
+                signature, body = next(lines).split("\t", 1)
+                response = client.post(path, data=body, headers={"Stripe-Signature": signature})
+                if response.status_code != 200:
+                    raise BenchError(f"{path}: {response.status_code} {response.get_data()!r}")
+            cpu1, wall1 = time.process_time(), time.perf_counter()
+            return (cpu1 - cpu0) / count, (wall1 - wall0) / count, counter.take()
+
+        for path in ROUTES.values():
+            deliver(path, 20)  # warm up: imports, connections, prepared statements
+        for round_ in range(rounds):
+            names = list(ROUTES) if round_ % 2 == 0 else list(reversed(ROUTES))
+            for name in names:
+                c, w, n = deliver(ROUTES[name], chunk)
+                cpu[name].append(c)
+                wall[name].append(w)
+                trips[name].append(n / chunk)
+    floor_cpu = statistics.median(cpu["apply"])
+    return [
+        {
+            "db": kind,
+            "mode": "in-process",
+            "route": name,
+            "cpu_us": round(1e6 * statistics.median(cpu[name])),
+            "wall_us": round(1e6 * statistics.median(wall[name])),
+            "round_trips": round(statistics.median(trips[name]), 2),
+            # The floor's CPU over this route's: the share of the floor it reaches.
+            "apply_cpu_ratio": round(floor_cpu / statistics.median(cpu[name]), 3),
+        }
+        for name in ROUTES
+    ]
+
+
 def main() -> int:
     """Run the benchmark and print one JSON line per route and database."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -129,24 +268,31 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--in-process", action="store_true", help="test client, no HTTP")
+    parser.add_argument("--events", type=int, default=1000, help="per route, --in-process")
     options = parser.parse_args()
     kinds = ["sqlite", "postgresql"] if options.db == "both" else [options.db]
     failed = False
     for kind in kinds:
         try:
-            results = measure(
-                kind,
-                rows=options.entries,
-                seconds=options.seconds,
-                rounds=options.rounds,
-                workers=options.workers,
-                connections=options.connections,
-            )
+            if options.in_process:
+                results = measure_in_process(
+                    kind, rows=options.entries, events=options.events, rounds=options.rounds
+                )
+            else:
+                results = measure(
+                    kind,
+                    rows=options.entries,
+                    seconds=options.seconds,
+                    rounds=options.rounds,
+                    workers=options.workers,
+                    connections=options.connections,
+                )
         except BenchError as exc:
             raise SystemExit(f"bench: {exc}") from None
         for result in results:
             print(json.dumps(result), flush=True)
-            failed = failed or bool(result["errors"])
+            failed = failed or bool(result.get("errors"))
     if failed:
         print("SOME REQUESTS FAILED: the figures above do not count", file=sys.stderr)
     return 1 if failed else 0

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import Executable, case, func, literal, select, text
 from sqlalchemy.dialects import postgresql, sqlite
@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from tracker.db import Prepared
 from tracker.domain.daily import DayFigures, day_delta, fold_day, local_day
 from tracker.domain.ledger import EntryKind, EntrySource, LedgerError, donor_key_for, signed
-from tracker.domain.periods import period_key
+from tracker.domain.periods import PeriodKind, period_key
 from tracker.models import (
     AMOUNT_LIMIT,
     TOTAL_LIMIT,
@@ -33,6 +33,22 @@ from tracker.models import (
     PeriodTotal,
     utcnow,
 )
+
+
+class BookedOn(Protocol):
+    """What :func:`record_entry` reads of a campaign: a ``Campaign`` row, or the webhook's
+    lighter read of one (``tracker.services.stripe_events.targets.CampaignRef``)."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def slug(self) -> str: ...
+    @property
+    def currency(self) -> str: ...
+    @property
+    def period(self) -> PeriodKind: ...
+    @property
+    def timezone(self) -> str: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,7 +162,7 @@ def _daily_upsert(dialect: str) -> Prepared:
 
 def record_entry(
     session: Session,
-    campaign: Campaign,
+    campaign: BookedOn,
     *,
     source: EntrySource,
     reference: str,

@@ -368,7 +368,9 @@ def _dispatch(session: Session, event: WebhookEvent) -> Result:
 # Transaction advisory locks in the two-key form (a space of their own, apart from
 # the scheduler's one-key leader lock): this class, and a hash of a payment's id.
 _GATE_CLASS = 0x7472
-_GATE = text("SELECT pg_advisory_xact_lock(:cls, key) FROM unnest(CAST(:keys AS integer[])) AS key")
+_GATE = Prepared(
+    text("SELECT pg_advisory_xact_lock(:cls, key) FROM unnest(CAST(:keys AS integer[])) AS key")
+)
 
 
 def _gate(session: Session, ids: list[str]) -> bool:
@@ -384,7 +386,7 @@ def _gate(session: Session, ids: list[str]) -> bool:
     if session.get_bind().dialect.name != "postgresql":
         return False
     keys = sorted({zlib.crc32(i.encode()) - (1 << 31) for i in ids})
-    session.execute(_GATE, {"cls": _GATE_CLASS, "keys": keys})
+    _GATE.execute(session, {"cls": _GATE_CLASS, "keys": keys}).fetchall()
     return True
 
 

@@ -46,7 +46,7 @@ from tracker.services.stripe_events.targets import (
 )
 
 if TYPE_CHECKING:
-    from tracker.models import Campaign
+    from tracker.services.stripe_events.targets import CampaignRef
 
 # A pledge about to be paid, locked (see _book_payment). FOR NO KEY UPDATE on
 # PostgreSQL (key_share): it still waits for a Checkout event that updated the
@@ -266,7 +266,7 @@ def _known_payment(session: Session, target: _Target, payment: _Payment) -> Resu
 
 
 def _pledge_from_payment(
-    session: Session, campaign: Campaign, payment: _Payment
+    session: Session, campaign: CampaignRef, payment: _Payment
 ) -> tuple[int, str | None]:
     """A pledge for money given through another Stripe surface (a Payment Link, the API).
 
