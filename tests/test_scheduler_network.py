@@ -25,7 +25,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from prometheus_client import CollectorRegistry, generate_latest, multiprocess
+from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import select
 
@@ -40,6 +40,7 @@ from tracker.models import OutboxMessage, OutboxStatus
 from tracker.notify.chat import ChatPolicy
 from tracker.notify.context import Context
 from tracker.notify.summaries import send_summary_now
+from tracker.ops.metrics import multiprocess_registry
 from tracker.scheduler.leader import postgres_holder, server_keepalives
 from tracker.services.campaigns import get_campaign
 from tracker.services.notifications import NotificationChanges, set_notifications
@@ -136,8 +137,7 @@ def _statuses(database: Database) -> list[OutboxStatus]:
 
 def _leader_gauges(directory: Path) -> dict[str, float]:
     """``tracker_scheduler_leader`` by pid, as ``/metrics`` reads the shared directory."""
-    registry = CollectorRegistry()
-    multiprocess.MultiProcessCollector(registry, path=str(directory))  # type: ignore[no-untyped-call]
+    registry = multiprocess_registry(str(directory))
     found = {}
     for family in text_string_to_metric_families(generate_latest(registry).decode()):
         if family.name == "tracker_scheduler_leader":

@@ -7,8 +7,10 @@ tests compare a scrape before and after.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from flask import Flask
@@ -162,3 +164,35 @@ def test_outbox_backlog_counts_what_waits_and_how_long(
     # The oldest pending message is years old; sent ones are not backlog.
     age = samples[("tracker_outbox_oldest_age_seconds", (("status", "pending"),))]
     assert age > 365 * 86400
+
+
+def test_a_process_file_not_yet_sized_does_not_fail_the_scrape(tmp_path: Path) -> None:
+    # prometheus-client creates a process's file before it sizes it; a scrape in
+    # between (or after that process was killed there) must still show the others.
+    import subprocess
+    import sys
+
+    from prometheus_client import generate_latest
+
+    from tracker.ops.metrics import multiprocess_registry
+
+    directory = tmp_path / "prometheus"
+    directory.mkdir()
+    subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from prometheus_client import Counter; Counter('tracker_probe', 'a probe').inc(3)",
+        ],
+        env={**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(directory)},
+        check=True,
+        timeout=60,
+    )
+    (directory / "gauge_max_999999.db").touch()  # created, not yet sized
+    text = generate_latest(multiprocess_registry(str(directory))).decode()
+    samples = {
+        sample.name: sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+    assert samples["tracker_probe_total"] == 3.0

@@ -42,6 +42,7 @@ the web's ``/metrics`` has none of the scheduler's.
 
 from __future__ import annotations
 
+import glob
 import os
 from collections.abc import Iterable, Iterator
 from datetime import datetime
@@ -247,17 +248,40 @@ def _backlog(
     yield ages
 
 
+class _SizedFilesCollector(multiprocess.MultiProcessCollector):
+    # prometheus-client creates a process's file, then sizes it: a scrape in that
+    # instant read a 0-byte file and failed, with every other process's metrics,
+    # and a process killed in it left the file to fail every scrape after
+    # (prometheus/client_python#1199, open). Such a file holds nothing yet.
+    def collect(self) -> Iterable[Metric]:
+        files = []
+        for name in glob.glob(os.path.join(self._path, "*.db")):
+            try:
+                if os.path.getsize(name) > 0:
+                    files.append(name)
+            except FileNotFoundError:
+                pass  # a dead process's file, just removed by mark_process_dead
+        return self.merge(files, accumulate=True)  # type: ignore[no-untyped-call,no-any-return]
+
+
+def multiprocess_registry(directory: str) -> CollectorRegistry:
+    """A registry of every process's metrics in ``directory`` (multiprocess mode).
+
+    A file a starting process has created but not yet sized is left out instead
+    of failing the whole scrape.
+    """
+    registry = CollectorRegistry()
+    _SizedFilesCollector(registry, path=directory)  # type: ignore[no-untyped-call]
+    return registry
+
+
 def exposition(session: Session, now: datetime | None = None) -> bytes:
     """The text exposition of every metric: this process's or all workers', and the backlogs.
 
     :param session: read from for the backlogs.
     """
     directory = multiprocess_dir()
-    if directory:
-        counted = CollectorRegistry()
-        multiprocess.MultiProcessCollector(counted, path=directory)  # type: ignore[no-untyped-call]
-    else:
-        counted = REGISTRY
+    counted = multiprocess_registry(directory) if directory else REGISTRY
     backlogs = CollectorRegistry(auto_describe=False)
     backlogs.register(_Backlogs(session, now))
     return generate_latest(counted) + generate_latest(backlogs)
