@@ -36,7 +36,7 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 @lru_cache(maxsize=32)
-def wtforms_translations(locale: str) -> support.NullTranslations:
+def wtforms_translations(locale: str | None) -> support.NullTranslations:
     """WTForms' own catalog of its messages in ``locale``, loaded once per process.
 
     Flask-WTF loads it from disk afresh on every request that builds a form
@@ -52,10 +52,10 @@ class AdminForm(FlaskForm):
     class Meta(FlaskForm.Meta):
         def get_translations(self, form: Any) -> Any:
             """The request's locale's WTForms messages, as Flask-WTF's, but cached."""
-            locale = get_locale()
-            if locale is None or not current_app.config.get("WTF_I18N_ENABLED", True):
+            if not current_app.config.get("WTF_I18N_ENABLED", True):
                 return super().get_translations(form)
-            return wtforms_translations(str(locale))
+            locale = get_locale()
+            return wtforms_translations(str(locale) if locale is not None else None)
 
     def validate(self, extra_validators: Mapping[str, Sequence[Any]] | None = None) -> bool:
         """The fields' own checks, then no control characters in any text value."""
