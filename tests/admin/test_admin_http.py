@@ -207,32 +207,3 @@ def test_hostile_donor_text_is_escaped(app: Flask, client: FlaskClient, session:
         text = client.get(path).text
         assert "<script>alert(1)</script>" not in text and "<img src=x" not in text
     assert "&lt;script&gt;" in client.get("/admin/").text
-
-
-def test_form_messages_come_from_wtforms_catalog_loaded_once(app: Flask) -> None:
-    from babel import support
-    from wtforms.i18n import messages_path
-
-    from tracker.admin.forms import LoginForm, wtforms_translations
-
-    wtforms_translations.cache_clear()
-    with app.test_request_context("/admin/login", method="POST", data={}):
-        form = LoginForm(meta={"csrf": False})
-        assert not form.validate()
-        first = form.meta.get_translations(form)
-    with app.test_request_context("/admin/login"):
-        again = LoginForm(meta={"csrf": False})
-        assert again.meta.get_translations(again) is first
-    # Babel's catalog itself, loaded once (Flask-WTF's wrapper loads it per request).
-    assert isinstance(first, support.NullTranslations)
-    assert wtforms_translations.cache_info().misses == 1
-    assert form.errors
-    # The same words as Flask-WTF's own per-request load of the catalog.
-    for locale in ("en_US", "fr_FR", "de_DE"):
-        loaded = support.Translations.load(messages_path(), [locale], domain="wtforms")
-        cached = wtforms_translations(locale)
-        assert cached.gettext("This field is required.") == loaded.gettext(
-            "This field is required."
-        )
-    french = wtforms_translations("fr_FR")
-    assert french.gettext("This field is required.") == "Ce champ est requis."

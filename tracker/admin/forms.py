@@ -4,12 +4,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from functools import lru_cache
 from typing import Any
 
-from babel import support
-from flask import current_app
-from flask_babel import get_locale
 from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
@@ -22,7 +18,6 @@ from wtforms import (
     TextAreaField,
 )
 from wtforms.fields import SelectChoice  # type: ignore[attr-defined]  # new in WTForms 3.3
-from wtforms.i18n import messages_path
 from wtforms.validators import InputRequired, Length, Optional, Regexp
 
 
@@ -35,27 +30,8 @@ def _strip(value: Any) -> Any:
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
-@lru_cache(maxsize=32)
-def wtforms_translations(locale: str | None) -> support.NullTranslations:
-    """WTForms' own catalog of its messages in ``locale``, loaded once per process.
-
-    Flask-WTF loads it from disk afresh on every request that builds a form
-    (about half a millisecond, a twentieth of the campaign page's time); the
-    files do not change while the process runs.
-    """
-    return support.Translations.load(messages_path(), [locale], domain="wtforms")
-
-
 class AdminForm(FlaskForm):
     """Every admin form: a value with control characters is refused beside its field."""
-
-    class Meta(FlaskForm.Meta):
-        def get_translations(self, form: Any) -> Any:
-            """The request's locale's WTForms messages, as Flask-WTF's, but cached."""
-            if not current_app.config.get("WTF_I18N_ENABLED", True):
-                return super().get_translations(form)
-            locale = get_locale()
-            return wtforms_translations(str(locale) if locale is not None else None)
 
     def validate(self, extra_validators: Mapping[str, Sequence[Any]] | None = None) -> bool:
         """The fields' own checks, then no control characters in any text value."""
