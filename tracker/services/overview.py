@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
-from statistics import median
+from statistics import median_high, median_low
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -184,18 +184,12 @@ def _outbox_column() -> ColumnElement[Any]:
     return _count(OutboxMessage.status == OutboxStatus.FAILED).label("outbox_failed")
 
 
-def inbox_flags(session: Session, *, now: datetime | None = None) -> InboxFlags:
-    """Failed events, deferred ones waiting longer than a day, and dead ones (given up)."""
-    return attention(session, now=now)[0]
-
-
-def failed_outbox(session: Session) -> int:
-    """Outgoing messages that failed for good (each needs a person, or a resend)."""
-    return int(session.scalar(select(_outbox_column())) or 0)
-
-
 def attention(session: Session, *, now: datetime | None = None) -> tuple[InboxFlags, int]:
-    """:func:`inbox_flags` and :func:`failed_outbox` in one statement."""
+    """What needs a person, in one statement.
+
+    The inbox's failed events, deferred ones waiting longer than a day and dead
+    ones (given up), and the outgoing messages that failed for good.
+    """
     row = session.execute(select(*_inbox_columns(now or utcnow()), _outbox_column())).one()
     flags = InboxFlags(int(row.failed or 0), int(row.long_deferred or 0), int(row.dead or 0))
     return flags, int(row.outbox_failed or 0)
@@ -449,7 +443,10 @@ def campaign_overview(
     sample = [int(a) for a in figures.sample.split(",")] if figures.sample else []
     key_figures = KeyFigures(
         average_gift=_fmt(campaign, gross // count) if count else None,
-        median_gift=_fmt(campaign, int(median(sample))) if sample else None,
+        # In whole minor units, no float: the lower of two middle gifts' mean cents.
+        median_gift=_fmt(campaign, (median_low(sample) + median_high(sample)) // 2)
+        if sample
+        else None,
         median_sample=len(sample),
         monthly_donors=int(figures.monthly_donors or 0),
         monthly_total=_fmt(campaign, int(figures.monthly_total or 0)),
