@@ -5,8 +5,15 @@ transaction that reads and then writes can fail at once with "database is
 locked" when another writer got in between, whatever the busy timeout. Write
 sessions therefore start with ``BEGIN IMMEDIATE`` on SQLite, which waits for
 the write lock up front; read sessions start a plain deferred transaction, so
-readers never queue behind each other. On PostgreSQL both are ordinary
-transactions.
+readers never queue behind each other.
+
+On PostgreSQL both are ordinary transactions, except the read session of a
+request with a safe method, which runs in autocommit mode: under READ COMMITTED
+every statement takes its own snapshot anyway, so its transaction bought
+nothing but two round trips (BEGIN, ROLLBACK), and psycopg forgets every
+prepared statement of a connection at each ROLLBACK, so a page's statements
+were parsed and planned afresh on every request. Other reads (the CLI, a CSV
+export's server-side cursor, ``check_totals``' lock) keep their transaction.
 """
 
 from __future__ import annotations
@@ -77,6 +84,11 @@ class Database:
         self.engine = make_engine(url, **engine_kwargs)
         info = {DONOR_SECRET_INFO: donor_key_secret} if donor_key_secret else {}
         self._readers = sessionmaker(self.engine, expire_on_commit=False, info=info)
+        page_engine = self.engine
+        if self.engine.dialect.name == "postgresql":
+            page_engine = self.engine.execution_options(isolation_level="AUTOCOMMIT")
+        self._page_readers = sessionmaker(page_engine, expire_on_commit=False, info=info)
+        event.listen(self._page_readers, "before_flush", _refuse_writes)
         self._write_engine = self.engine.execution_options(**{_WRITE_OPTION: True})
         self._writers = sessionmaker(self._write_engine, expire_on_commit=False, info=info)
 
@@ -88,6 +100,15 @@ class Database:
     def session(self, *, write: bool = True) -> Session:
         """A new session; ``write=False`` for work that only reads."""
         return (self._writers if write else self._readers)()
+
+    def page_session(self) -> Session:
+        """A read session for a page: no transaction on PostgreSQL, and it never writes.
+
+        Each statement runs on its own there (autocommit), so the connection keeps
+        its prepared statements; no lock and no server-side cursor (``yield_per``)
+        in it, they need :meth:`session`. A flush raises ``RuntimeError``.
+        """
+        return self._page_readers()
 
     @contextmanager
     def serial_sessions(self) -> Iterator[Callable[[], Session]]:
@@ -105,6 +126,12 @@ class Database:
     def dispose(self) -> None:
         """Close every pooled connection (after a fork, or at shutdown)."""
         self.engine.dispose()
+
+
+def _refuse_writes(session: Session, _context: Any, _instances: Any) -> None:
+    # A page session on PostgreSQL commits each statement on its own, so a write
+    # there would land piecemeal: a GET that writes is a bug either way.
+    raise RuntimeError("a page session does not write: use Database.session(write=True)")
 
 
 def init_app(app: Flask, database: Database) -> None:
@@ -127,13 +154,16 @@ def get_database(app: Flask) -> Database:
 def get_session() -> Session:
     """The current request's session, opened on first use.
 
-    Safe HTTP methods get a read session; anything else (and the CLI, where no
-    request exists) gets a write session.
+    Safe HTTP methods get a page session (:meth:`Database.page_session`);
+    anything else (and the CLI, where no request exists) gets a write session.
     """
     session: Session | None = g.get("tracker_session")
     if session is None:
-        write = not (has_request_context() and request.method in _SAFE_METHODS)
-        session = get_database(current_app).session(write=write)
+        database = get_database(current_app)
+        if has_request_context() and request.method in _SAFE_METHODS:
+            session = database.page_session()
+        else:
+            session = database.session()
         g.tracker_session = session
     return session
 
