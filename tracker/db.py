@@ -155,6 +155,11 @@ class Prepared:
     raised as SQLAlchemy's ``DBAPIError`` (values hidden, a lost connection
     invalidated) exactly as ``Session.execute`` raises it. Results are the
     driver's rows: the caller converts what it reads.
+
+    The session's connection is looked up once per transaction (kept in
+    ``Session.info`` with the transaction it belongs to, used only while that
+    transaction is the current one and active), and each statement gets a binder
+    built once that does only what its parameters need.
     """
 
     def __init__(self, statement: Any, keys: Iterable[str] | None = None) -> None:
