@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
+from operator import itemgetter
 from typing import Any
 
 from flask import Flask, current_app, g, has_request_context, request
@@ -66,7 +67,9 @@ def _configure_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Connection) -> None:
         immediate = connection.get_execution_options().get(_WRITE_OPTION, False)
-        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        # On the driver's cursor, like Prepared: exec_driver_sql's execution machinery
+        # cost more than the BEGIN itself, twice per webhook delivery.
+        run_on_driver(connection, "BEGIN IMMEDIATE" if immediate else "BEGIN", ())
 
 
 class Database:
@@ -182,6 +185,11 @@ class Prepared:
     raised as SQLAlchemy's ``DBAPIError`` (values hidden, a lost connection
     invalidated) exactly as ``Session.execute`` raises it. Results are the
     driver's rows: the caller converts what it reads.
+
+    The session's connection is looked up once per transaction (kept in
+    ``Session.info`` with the transaction it belongs to, used only while that
+    transaction is the current one and active), and each statement gets a binder
+    built once that does only what its parameters need.
     """
 
     def __init__(self, statement: Any, keys: Iterable[str] | None = None) -> None:
@@ -208,44 +216,115 @@ class Prepared:
             for name, bind in compiled.binds.items()
             if (processor := bind.type.dialect_impl(dialect).bind_processor(dialect)) is not None
         }
-        order = list(compiled.positiontup or ()) if dialect.positional else None
-
-        def bind(values: Mapping[str, Any]) -> Any:
-            merged = {**defaults, **values}
-            for name, processor in processors.items():
-                if name in merged:
-                    merged[name] = processor(merged[name])
-            return tuple(merged[name] for name in order) if order is not None else merged
-
-        return compiled.string, bind
+        if dialect.positional:
+            return compiled.string, _positional_binder(
+                list(compiled.positiontup or ()), defaults, processors
+            )
+        return compiled.string, _named_binder(defaults, processors)
 
     def execute(self, session: Session, values: Mapping[str, Any]) -> Any:
         """Run it in ``session``'s transaction with ``values``; the DBAPI cursor, executed."""
         if session.autoflush:
             session.flush()  # as Session.execute would: pending ORM changes first
-        connection = session.connection()
+        # The session's connection, taken once per transaction: Session.connection()
+        # costs more than a statement's driver call here (a dozen per delivery). The
+        # cache holds only while that very transaction is the session's current one
+        # and active, the checks Session.connection() makes; any other (a savepoint,
+        # the next transaction, one rolled back) takes the long way again.
+        transaction = session._transaction
+        cached = session.info.get(_CONNECTION_INFO)
+        if (
+            cached is not None
+            and transaction is not None
+            and cached[0] is transaction
+            and transaction.is_active
+        ):
+            connection: Connection = cached[1]
+        else:
+            connection = session.connection()
+            session.info[_CONNECTION_INFO] = (session._transaction, connection)
         dialect = connection.dialect
         compiled = self._compiled.get(dialect.name)
         if compiled is None:
             compiled = self._compiled[dialect.name] = self._compile(dialect)
         sql, bind = compiled
-        params = bind(values)
-        dbapi_connection = connection.connection.dbapi_connection
-        assert dbapi_connection is not None  # a session's connection is always open
-        cursor = dbapi_connection.cursor()
-        try:
-            cursor.execute(sql, params)
-        except dialect.loaded_dbapi.Error as exc:
-            lost = dialect.is_disconnect(exc, dbapi_connection, cursor)
-            if lost:
-                connection.invalidate(exc)
-            raise DBAPIError.instance(
-                sql,
-                params,
-                exc,
-                dialect.loaded_dbapi.Error,
-                hide_parameters=True,
-                connection_invalidated=lost,
-                dialect=dialect,
-            ) from exc
-        return cursor
+        return run_on_driver(connection, sql, bind(values))
+
+
+def run_on_driver(connection: Connection, sql: str, params: Any) -> Any:
+    """Run ``sql`` on ``connection``'s DBAPI cursor; the cursor, executed.
+
+    A driver error is raised as SQLAlchemy's ``DBAPIError`` (values hidden), and a
+    lost connection is invalidated, as ``Connection.execute`` would do.
+    """
+    dialect = connection.dialect
+    # Connection.connection raises, as Connection.execute would, once the connection
+    # was invalidated (a lost connection) until its transaction is rolled back.
+    dbapi_connection = connection.connection.dbapi_connection
+    assert dbapi_connection is not None  # an open Connection always has one
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute(sql, params)
+    except dialect.loaded_dbapi.Error as exc:
+        lost = dialect.is_disconnect(exc, dbapi_connection, cursor)
+        if lost:
+            connection.invalidate(exc)
+        raise DBAPIError.instance(
+            sql,
+            params,
+            exc,
+            dialect.loaded_dbapi.Error,
+            hide_parameters=True,
+            connection_invalidated=lost,
+            dialect=dialect,
+        ) from exc
+    return cursor
+
+
+# Where Prepared keeps the connection of a session's current transaction.
+_CONNECTION_INFO = "tracker.prepared.connection"
+
+
+def _positional_binder(
+    order: list[str], defaults: Mapping[str, Any], processors: Mapping[str, Callable[[Any], Any]]
+) -> Callable[[Mapping[str, Any]], tuple[Any, ...]]:
+    """The parameters of a positional driver (sqlite3): a tuple in the statement's order.
+
+    Built once per statement, so a call does only what that statement needs: the
+    literals merged only if it has any, the values picked in C (``itemgetter``),
+    and only the positions whose type has a bind processor processed.
+    """
+    if not order:
+        return lambda _values: ()
+    pick = itemgetter(*order)
+    single = len(order) == 1
+    processed = [(i, processors[name]) for i, name in enumerate(order) if name in processors]
+
+    def bind(values: Mapping[str, Any]) -> tuple[Any, ...]:
+        picked = pick({**defaults, **values} if defaults else values)
+        if single:
+            picked = (picked,)
+        if not processed:
+            return picked  # type: ignore[no-any-return]
+        params = list(picked)
+        for i, processor in processed:
+            params[i] = processor(params[i])
+        return tuple(params)
+
+    return bind
+
+
+def _named_binder(
+    defaults: Mapping[str, Any], processors: Mapping[str, Callable[[Any], Any]]
+) -> Callable[[Mapping[str, Any]], dict[str, Any]]:
+    """The parameters of a driver taking them by name (psycopg): a new dict, processed."""
+    items = list(processors.items())
+
+    def bind(values: Mapping[str, Any]) -> dict[str, Any]:
+        merged = {**defaults, **values}
+        for name, processor in items:
+            if name in merged:
+                merged[name] = processor(merged[name])
+        return merged
+
+    return bind

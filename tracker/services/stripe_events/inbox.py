@@ -275,8 +275,11 @@ def _write_turn(factory: SessionFactory) -> Iterator[Session]:
             fcntl.flock(fd, fcntl.LOCK_EX)
             yield session
         finally:
-            # Release only once the transaction is over, committed or not.
-            session.close()
+            # Release only once the transaction is over, committed or not. A committed
+            # one is closed after the release (the ``with`` above): the next writer
+            # need not wait for the session's clean-up.
+            if session.in_transaction():
+                session.close()
             os.close(fd)  # closing the descriptor releases the lock
 
 
