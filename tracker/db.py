@@ -231,7 +231,7 @@ class Prepared:
         # cache holds only while that very transaction is the session's current one
         # and active, the checks Session.connection() makes; any other (a savepoint,
         # the next transaction, one rolled back) takes the long way again.
-        transaction = session._transaction
+        transaction = session.get_nested_transaction() or session.get_transaction()
         cached = session.info.get(_CONNECTION_INFO)
         if (
             cached is not None
@@ -242,7 +242,8 @@ class Prepared:
             connection: Connection = cached[1]
         else:
             connection = session.connection()
-            session.info[_CONNECTION_INFO] = (session._transaction, connection)
+            current = session.get_nested_transaction() or session.get_transaction()
+            session.info[_CONNECTION_INFO] = (current, connection)
         dialect = connection.dialect
         compiled = self._compiled.get(dialect.name)
         if compiled is None:
