@@ -23,8 +23,25 @@ round trips per event (every statement, ``BEGIN`` and ``COMMIT`` included,
 counted on the driver's connections). Both depend far less on the machine's
 load than requests per second do.
 
+``--db-path`` leaves Flask out as well and splits what is left, interleaved in
+chunks, CPU time per event of this process:
+
+- ``floor``: the floor's statements on the raw driver, in its two transactions;
+- ``service``: the service's ``deliver()`` on ``Database.serial_sessions``, as
+  the endpoint calls it;
+- ``sessions``: only the two write ``Session`` transactions around nothing
+  (taken as ``deliver()`` takes them: a pooled connection, the SQLite writers'
+  turn, a ``BEGIN`` and a ``COMMIT`` each);
+- ``core``: the same two transactions on a SQLAlchemy ``Connection``, no
+  ``Session``.
+
+``sessions`` less ``core`` is what running the inbox transactions without a
+``Session`` would save at most; the rest of ``service`` less ``floor`` is the
+service's statements and handlers.
+
     .venv/bin/python bench/webhook_floor.py [--db sqlite|postgresql|both] [--seconds 6] [--rounds 3]
     .venv/bin/python bench/webhook_floor.py --in-process [--events 1000] [--rounds 5]
+    .venv/bin/python bench/webhook_floor.py --db-path [--events 2000] [--rounds 10]
 """
 
 from __future__ import annotations
@@ -46,6 +63,7 @@ from unittest import mock
 
 import psycopg
 from psycopg.pq import Trace
+from sqlalchemy import Engine
 
 if __package__ in (None, ""):
     # Run as a script (``python bench/webhook_floor.py``): make ``bench`` importable.
@@ -259,6 +277,95 @@ def measure_in_process(
     ]
 
 
+def measure_db_path(
+    kind: str, *, rows: int, events: int, rounds: int
+) -> list[dict[str, float | str]]:
+    """The floor's and the service's database work, no Flask request, and their transactions."""
+    from bench._floor_app import _book, _Raw, _store, build
+    from bench._webhook_load import SECRET
+    from tracker.db import get_database
+    from tracker.gateway.webhooks import verify
+    from tracker.services.stripe_events import deliver
+    from tracker.services.stripe_events.inbox import _write_turn
+
+    chunk = max(1, events // rounds)
+    with ExitStack() as stack:
+        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="tracker-floor-")))
+        url = stack.enter_context(database(kind, rows, PG_ADMIN_URL))
+        app = build({"DATABASE_URL": url, "STRIPE_WEBHOOK_SECRET": SECRET})
+        db = get_database(app)
+        stack.callback(db.dispose)
+        raw = _Raw(url)
+        stack.callback(raw.close)
+        stack.enter_context(app.app_context())
+        signed_events(tmp / "events.tsv", (chunk * rounds + 20) * 2)
+        parsed = (
+            verify(body.encode(), signature, [SECRET])
+            for signature, body in (
+                line.split("\t", 1) for line in (tmp / "events.tsv").read_text().splitlines()
+            )
+        )
+
+        def floor() -> None:
+            event = next(parsed)
+            with raw.transaction() as run:
+                _store(raw, run, event)
+            with raw.transaction() as run:
+                _book(raw, run, event)
+
+        def service() -> None:
+            with db.serial_sessions() as factory:
+                deliver(factory, next(parsed), livemode=None)
+
+        def sessions() -> None:
+            with db.serial_sessions() as factory:
+                for _ in range(2):
+                    with _write_turn(factory) as session:
+                        session.connection()  # the BEGIN (IMMEDIATE on SQLite)
+                        session.commit()
+
+        with db.session() as probe:
+            write_engine = probe.get_bind()  # the write sessions' engine (BEGIN IMMEDIATE)
+        assert isinstance(write_engine, Engine)
+
+        def core() -> None:
+            with write_engine.connect() as connection:
+                for _ in range(2):
+                    connection.begin()
+                    connection.commit()
+
+        parts: dict[str, Callable[[], None]] = {
+            "floor": floor,
+            "service": service,
+            "sessions": sessions,
+            "core": core,
+        }
+        cpu: dict[str, list[float]] = {name: [] for name in parts}
+        for part in parts.values():
+            for _ in range(10):  # warm up: connections, prepared statements
+                part()
+        for round_ in range(rounds):
+            names = list(parts) if round_ % 2 == 0 else list(reversed(parts))
+            for name in names:
+                part = parts[name]
+                cpu0 = time.process_time()
+                for _ in range(chunk):
+                    part()
+                cpu[name].append((time.process_time() - cpu0) / chunk)
+    floor_cpu = statistics.median(cpu["floor"])
+    return [
+        {
+            "db": kind,
+            "mode": "db-path",
+            "part": name,
+            "cpu_us": round(1e6 * statistics.median(times), 1),
+            "cpu_us_rounds": " ".join(str(round(1e6 * t)) for t in times),
+            "floor_cpu_ratio": round(floor_cpu / statistics.median(times), 3),
+        }
+        for name, times in cpu.items()
+    ]
+
+
 def main() -> int:
     """Run the benchmark and print one JSON line per route and database."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -269,13 +376,18 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--in-process", action="store_true", help="test client, no HTTP")
+    parser.add_argument("--db-path", action="store_true", help="no Flask: the parts")
     parser.add_argument("--events", type=int, default=1000, help="per route, --in-process")
     options = parser.parse_args()
     kinds = ["sqlite", "postgresql"] if options.db == "both" else [options.db]
     failed = False
     for kind in kinds:
         try:
-            if options.in_process:
+            if options.db_path:
+                results = measure_db_path(
+                    kind, rows=options.entries, events=options.events, rounds=options.rounds
+                )
+            elif options.in_process:
                 results = measure_in_process(
                     kind, rows=options.entries, events=options.events, rounds=options.rounds
                 )

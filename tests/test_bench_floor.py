@@ -81,3 +81,16 @@ def test_floor_routes_refuse_a_bad_signature(floor_app: Flask, tmp_path: Path) -
     for route in ("/floor/verify", "/floor/apply"):
         response = client.post(route, data=body, headers={"Stripe-Signature": "t=1,v1=00"})
         assert response.status_code == 400
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_db_path_parts_run_the_floor_and_the_service(kind: str) -> None:
+    from bench.webhook_floor import measure_db_path
+
+    results = measure_db_path(kind, rows=20, events=4, rounds=2)
+    assert [r["part"] for r in results] == ["floor", "service", "sessions", "core"]
+    assert {r["db"] for r in results} == {kind}
+    for result in results:
+        assert float(result["cpu_us"]) > 0
+        assert len(str(result["cpu_us_rounds"]).split()) == 2
+    assert results[0]["floor_cpu_ratio"] == 1.0
