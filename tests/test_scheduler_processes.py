@@ -318,6 +318,17 @@ def test_metrics_show_the_leader_and_each_jobs_last_success_and_job_lines_carry_
             steps in (["started", "ok"], ["started"]) for steps in runs.values()
         )
 
+        # The job's gauges are written just after its "ok" line (the scheduler logs
+        # the run's end, then counts it): on a loaded machine a scrape can fall in
+        # between, so wait for them to show (steady run 10, 1 December 2026).
+        def deliver_counted() -> bool:
+            return any(
+                name == "tracker_scheduler_job_last_success_timestamp_seconds"
+                and labels["job"] == "deliver"
+                for name, labels, _value in _scrape(base, token)
+            )
+
+        wait_until(deliver_counted, 30, "the deliver run's last success in /metrics")
         samples = _scrape(base, token)
         leaders = [
             (labels, value) for name, labels, value in samples if name == "tracker_scheduler_leader"
