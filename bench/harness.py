@@ -39,12 +39,12 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from datetime import time as dt_time
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 from zoneinfo import ZoneInfo
 
 import psycopg
@@ -787,16 +787,18 @@ def run_wrk(
     return result
 
 
-def interleave(
-    targets: dict[str, Callable[[], WrkResult]], rounds: int
-) -> dict[str, list[WrkResult]]:
+# What one run of an interleaved target gives back (a wrk result, a CPU time).
+R = TypeVar("R")
+
+
+def interleave(targets: Mapping[str, Callable[[], R]], rounds: int) -> dict[str, list[R]]:
     """Run every target ``rounds`` times, alternating the order (A B, B A, A B ...).
 
     Reversing the order each round cancels a linear drift of the machine (a
     neighbour's load ramping up or down) instead of charging it to one target.
     """
     names = list(targets)
-    results: dict[str, list[WrkResult]] = {name: [] for name in names}
+    results: dict[str, list[R]] = {name: [] for name in names}
     for round_no in range(rounds):
         order = names if round_no % 2 == 0 else list(reversed(names))
         for name in order:

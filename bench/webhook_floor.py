@@ -340,18 +340,17 @@ def measure_db_path(
             "sessions": sessions,
             "core": core,
         }
-        cpu: dict[str, list[float]] = {name: [] for name in parts}
         for part in parts.values():
             for _ in range(10):  # warm up: connections, prepared statements
                 part()
-        for round_ in range(rounds):
-            names = list(parts) if round_ % 2 == 0 else list(reversed(parts))
-            for name in names:
-                part = parts[name]
-                cpu0 = time.process_time()
-                for _ in range(chunk):
-                    part()
-                cpu[name].append((time.process_time() - cpu0) / chunk)
+
+        def per_event(part: Callable[[], None]) -> float:
+            cpu0 = time.process_time()
+            for _ in range(chunk):
+                part()
+            return (time.process_time() - cpu0) / chunk
+
+        cpu = interleave({name: partial(per_event, part) for name, part in parts.items()}, rounds)
     floor_cpu = statistics.median(cpu["floor"])
     return [
         {
