@@ -53,11 +53,11 @@ def nginx(
         template = Template((ROOT / "bench" / conf).read_text())
         # safe_substitute: nginx's own $variables stay as they are.
         config = template.safe_substitute(PORT=port, SERVERS=servers, PREFIX=prefix)
-        conf = prefix / "nginx.conf"
-        conf.write_text(config)
+        conf_path = prefix / "nginx.conf"
+        conf_path.write_text(config)
         for path in [prefix, *prefix.rglob("*")]:
             path.chmod(0o777 if path.is_dir() else 0o666)
-        args = [binary, "-p", str(prefix), "-c", str(conf), "-g", "daemon off;"]
+        args = [binary, "-p", str(prefix), "-c", str(conf_path), "-g", "daemon off;"]
         origin = f"http://127.0.0.1:{port}"
         ready = f"{origin}/static/{next(iter(static))}"
         with h.serving(h.pinned(cpu, args), ready, prefix / "nginx.out", name="nginx"):

@@ -353,12 +353,13 @@ def seed_campaign(
                 binds = [
                     table.c[name].type.bind_processor(conn.dialect) for name in _LEDGER_COLUMNS
                 ]
-                cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+                # Its own name: ``cursor`` above is psycopg's, typed as such.
+                lite = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
                 marks = ", ".join("?" * len(_LEDGER_COLUMNS))
                 columns = ", ".join(_LEDGER_COLUMNS)
                 sql = f"INSERT INTO ledger_entries ({columns}) VALUES ({marks})"  # noqa: S608
                 for chunk in _chunks(rows, 50_000):
-                    cursor.executemany(
+                    lite.executemany(
                         sql,
                         [
                             tuple(

@@ -352,12 +352,11 @@ def run(benchmark: Benchmark, quick: bool, workdir: Path) -> Outcome:
     # Progress lines go to our stderr as they come; stdout is what we read.
     done = subprocess.run(command, stdout=subprocess.PIPE, text=True, check=False)
     seconds = time.monotonic() - began
+    reason: str | None = None
     try:
         figures = benchmark.read(path, done.stdout)
     except (OSError, ValueError, KeyError, AssertionError, ZeroDivisionError) as exc:
         figures, reason = [], f"could not read its figures ({type(exc).__name__}: {exc})"
-    else:
-        reason = None
     # Exit 1 is a missed target, which the table shows; anything else is a failure.
     if done.returncode not in (0, 1) or (not figures and reason is None):
         reason = reason or f"exited with status {done.returncode} and no figures"
