@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
+from pathlib import Path
 
+import pytest
+from argon2 import PasswordHasher
 from flask import Flask
 from flask.testing import FlaskCliRunner
 from sqlalchemy import select
 
 from tracker.db import get_database
 from tracker.models import AdminRole, AdminUser, AuditEvent
+from tracker.services import admins
 from tracker.services.admins import check_password
 
 PASSWORD = "correct horse battery"
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _admin(app: Flask, email: str) -> AdminUser | None:
@@ -89,3 +96,43 @@ def test_demo_prints_a_password_once_and_keeps_it(app: Flask, runner: FlaskCliRu
     reset = runner.invoke(args=["tracker", "demo", "--reset-admin"])
     new = re.search(r"password\s+(\S+)", reset.output)
     assert new is not None and new[1] != password
+
+
+def test_an_unknown_email_is_verified_against_an_argon2_hash(
+    app: Flask, runner: FlaskCliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Timing: an unknown e-mail must cost one Argon2 verification, as a wrong password does.
+    runner.invoke(args=["tracker", "create-admin", "c@example.org"], input=PASSWORD + "\n")
+    verified: list[str] = []
+    real_verify = PasswordHasher.verify
+
+    def counting_verify(self: PasswordHasher, hash_: str, password: str) -> bool:
+        verified.append(hash_)
+        return real_verify(self, hash_, password)
+
+    # On the class: the instance has slots.
+    monkeypatch.setattr(PasswordHasher, "verify", counting_verify)
+    with get_database(app).session() as session:
+        assert check_password(session, "nobody@example.org", PASSWORD) is None
+        assert check_password(session, "c@example.org", PASSWORD + "x") is None
+    assert len(verified) == 2
+    unknown, known = verified
+    assert unknown.startswith("$argon2id$") and unknown != known
+    assert admins._hasher.check_needs_rehash(unknown) is False  # the same parameters
+
+
+def test_importing_the_admin_service_runs_no_argon2() -> None:
+    # Every gunicorn worker, CLI command and scheduler imports it: an Argon2 run at
+    # import cost each of them about 0.2 s of CPU before it did anything.
+    probe = (
+        "import argon2._password_hasher as ph\n"
+        "runs = []\n"
+        "real = ph.hash_secret\n"
+        "ph.hash_secret = lambda *a, **k: runs.append(1) or real(*a, **k)\n"
+        "import tracker.services.admins\n"
+        "print(len(runs))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=ROOT
+    )
+    assert done.stdout.strip() == "0", done.stderr

@@ -11,6 +11,7 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
@@ -25,8 +26,15 @@ MIN_PASSWORD = 12
 MAX_PASSWORD = 1024
 
 _hasher = PasswordHasher()
-# Verified against when the e-mail is unknown, so both failures cost one Argon2 run.
-_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+
+
+@cache
+def _dummy_hash() -> str:
+    # Verified against when the e-mail is unknown, so both failures cost one Argon2
+    # run. Made on first use, not at import: an Argon2 run is about 0.2 s of CPU,
+    # which every process importing this (each gunicorn worker, CLI command and
+    # scheduler) paid at start-up whether or not anyone signed in.
+    return _hasher.hash(secrets.token_urlsafe(16))
 
 
 class AdminError(ValueError):
@@ -142,9 +150,12 @@ def check_password(
     An unknown e-mail is verified against a dummy hash, so it takes as long as
     a wrong password and the two cannot be told apart by timing.
     """
+    # Before the lookup, known e-mail or not: the first check in a process, which
+    # makes the dummy hash, then costs the same either way.
+    dummy = _dummy_hash()
     admin = find_admin(session, email) if len(email) <= 320 else None
     try:
-        _hasher.verify(admin.password_hash if admin else _DUMMY_HASH, password[:MAX_PASSWORD])
+        _hasher.verify(admin.password_hash if admin else dummy, password[:MAX_PASSWORD])
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         return None
     if admin is None:
