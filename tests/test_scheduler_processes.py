@@ -52,8 +52,10 @@ FAST = {
     # shorter ones let another run take a slow sender's row on a loaded machine and
     # send it a second time (seen with 1 s and 10 s: the same alert twice).
     "TRACKER_OUTBOX_LEASE_SECONDS": "60",
-    "TRACKER_SMTP_TIMEOUT": "0.3",
-    "TRACKER_CHAT_TIMEOUT": "0.3",
+    # The SMTP and chat timeouts stay at their defaults (10 s, 5 s). A send that times
+    # out waiting for the server's "250" is retried, and the server may have had the
+    # message: the same alert twice, with one Message-ID (docs/scheduler.md). With
+    # 0.3 s, a sink slowed by a loaded machine did that (CI, 2 December 2026).
     "TRACKER_OUTBOX_BACKOFF_SECONDS": "0.2",
 }
 
@@ -241,7 +243,12 @@ def test_killed_in_the_middle_of_a_delivery(
 
     # The server holds its "250" for 2 s: long enough to kill the sender in between,
     # inside the 2.5 s timeout, and the 8 s lease makes the restarted one wait for it.
-    slow = {"TRACKER_SMTP_TIMEOUT": "2.5", "TRACKER_OUTBOX_LEASE_SECONDS": "8"}
+    # The lease must outlast three times both timeouts (the configuration check).
+    slow = {
+        "TRACKER_SMTP_TIMEOUT": "2.5",
+        "TRACKER_CHAT_TIMEOUT": "2.5",
+        "TRACKER_OUTBOX_LEASE_SECONDS": "8",
+    }
     with smtp_sink() as smtp, schedulers({**_env(db_url, smtp), **slow}, tmp_path) as start:
         smtp.delay = 2  # the server has the message; our "sent" is not committed yet
         first = start()
