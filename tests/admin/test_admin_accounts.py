@@ -121,6 +121,7 @@ def test_an_unknown_email_is_verified_against_an_argon2_hash(
     assert admins._hasher.check_needs_rehash(unknown) is False  # the same parameters
 
 
+@pytest.mark.slow  # a process of its own, which no moved clock reaches
 def test_importing_the_admin_service_runs_no_argon2() -> None:
     # Every gunicorn worker, CLI command and scheduler imports it: an Argon2 run at
     # import cost each of them about 0.2 s of CPU before it did anything.
