@@ -131,6 +131,30 @@ def test_smtp_down_then_up_is_delivered_once(database: Database, smtp: SmtpSink)
     assert _rows(database)[0].message_id == smtp.messages[0]["Message-ID"]
 
 
+def test_a_250_after_the_timeout_is_sent_again_with_the_same_message_id(
+    database: Database, smtp: SmtpSink
+) -> None:
+    # docs/scheduler.md, "The two duplicates": the server has the message, the sender
+    # cannot know it, and a retry is better than a loss.
+    _enqueue(database, Recipients(("a@example.org",)))
+    clock = Clock(T0)
+    impatient = Transports(
+        mail=SmtpSender(smtp.url, "t@example.org", 0.3), chat=ChatSender(LOOPBACK, 5)
+    )
+    smtp.delay = 1.5
+    assert deliver(database.session, impatient, now=clock).counts == {"retry": 1}
+    assert len(smtp.messages) == 1
+    [row] = _rows(database)
+    assert row.status is OutboxStatus.PENDING and "timed out" in (row.last_error or "")
+
+    smtp.delay = 0
+    clock.now = T0 + timedelta(seconds=30)
+    assert deliver(database.session, _transports(smtp), now=clock).counts == {"sent": 1}
+    [row] = _rows(database)
+    assert row.status is OutboxStatus.SENT and row.attempts == 2
+    assert [m["Message-ID"] for m in smtp.messages] == [row.message_id] * 2
+
+
 def test_failed_after_the_retry_window(database: Database, chat: ChatSink) -> None:
     _enqueue(database, Recipients((), chat.url))
     chat.status = 503
