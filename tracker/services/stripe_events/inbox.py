@@ -3,22 +3,16 @@ recording the outcome, and waking the events deferred until a payment."""
 
 from __future__ import annotations
 
-import os
 import zlib
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from functools import cache
 
-try:
-    import fcntl
-except ImportError:  # pragma: no cover - Windows has no flock: SQLite writers just poll
-    fcntl = None  # type: ignore[assignment]
-
 from sqlalchemy import bindparam, select, text, update
 from sqlalchemy.orm import Session
 
-from tracker.db import Prepared
+from tracker.db import Prepared, write_turns
 from tracker.domain.ledger import LedgerError
 from tracker.gateway.webhooks import InvalidWebhook, WebhookEvent, parse_event
 from tracker.models import InboxStatus, StripeEvent, utcnow
@@ -257,30 +251,11 @@ def _apply_stored(
 def _write_turn(factory: SessionFactory) -> Iterator[Session]:
     """A write session for one inbox transaction, taking turns with other processes on SQLite.
 
-    SQLite has one writer at a time, and a writer that finds the lock taken polls
-    with growing sleeps (up to 100 ms each) until its busy timeout. Under several
-    gunicorn workers receiving webhooks, most of the time was spent asleep. A
-    blocking ``flock`` on a file beside the database queues the inbox's writers
-    instead and hands the turn over the moment it is free. Other writers are
-    unaffected (they still wait on SQLite's own lock). No-op on PostgreSQL.
+    See :func:`tracker.db.write_turns`. A committed session is closed after the
+    turn is given back: the next writer need not wait for its clean-up.
     """
-    with factory() as session:
-        bind = session.get_bind()
-        path = bind.engine.url.database if bind.dialect.name == "sqlite" else None
-        if fcntl is None or not path or path == ":memory:" or path.startswith("file:"):
-            yield session
-            return
-        fd = os.open(f"{path}.inbox-lock", os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            yield session
-        finally:
-            # Release only once the transaction is over, committed or not. A committed
-            # one is closed after the release (the ``with`` above): the next writer
-            # need not wait for the session's clean-up.
-            if session.in_transaction():
-                session.close()
-            os.close(fd)  # closing the descriptor releases the lock
+    with factory() as session, write_turns(session):
+        yield session
 
 
 def _mode(livemode: bool) -> str:
