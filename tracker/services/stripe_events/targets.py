@@ -155,13 +155,15 @@ def _slug_statement(shape: tuple[str, ...]) -> Prepared:
     if not shape:
         return Prepared(select(*columns, null()).where(by_slug))
     conditions, first = _conditions(shape)
-    return Prepared(
+    query = (
         select(*columns, _PLEDGES.c.id)
         .select_from(_CAMPAIGNS.outerjoin(_PLEDGES, or_(*conditions)))
         .where(by_slug)
-        .order_by(first)
-        .limit(1)
     )
+    if len(shape) > 1:
+        # Only several ids can name several pledges: each of these columns is unique.
+        query = query.order_by(first)
+    return Prepared(query.limit(1))
 
 
 def _move_pledge(session: Session, pledge: Pledge, target: PledgeStatus, **values: Any) -> bool:
