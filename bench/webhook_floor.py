@@ -39,9 +39,18 @@ chunks, CPU time per event of this process:
 ``Session`` would save at most; the rest of ``service`` less ``floor`` is the
 service's statements and handlers.
 
+``--statements`` times each driver call (every statement, ``BEGIN`` and
+``COMMIT``) of the same deliveries, wall clock, per event: the floor's, the
+service's, and the floor's again with a fixed piece of plain Python (a walk
+over 500 small dicts, about what a handler does between two statements) run
+before each call and not timed (``floor-interleaved``). The same SQL runs
+slower after other Python has run than in the floor's tight loop: how much of
+the service's gap is not its own code.
+
     .venv/bin/python bench/webhook_floor.py [--db sqlite|postgresql|both] [--seconds 6] [--rounds 3]
     .venv/bin/python bench/webhook_floor.py --in-process [--events 1000] [--rounds 5]
     .venv/bin/python bench/webhook_floor.py --db-path [--events 2000] [--rounds 10]
+    .venv/bin/python bench/webhook_floor.py --statements [--events 2000]
 """
 
 from __future__ import annotations
@@ -54,7 +63,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from functools import partial
 from pathlib import Path
@@ -277,34 +286,47 @@ def measure_in_process(
     ]
 
 
+def _floor_app_on(stack: ExitStack, kind: str, rows: int) -> tuple[Path, str, Any]:
+    """A temporary folder, a seeded database and the floor app on it, undone with ``stack``."""
+    from bench._floor_app import build
+    from bench._webhook_load import SECRET
+    from tracker.db import get_database
+
+    tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="tracker-floor-")))
+    url = stack.enter_context(database(kind, rows, PG_ADMIN_URL))
+    app = build({"DATABASE_URL": url, "STRIPE_WEBHOOK_SECRET": SECRET})
+    stack.callback(get_database(app).dispose)
+    return tmp, url, app
+
+
+def _verified_events(path: Path, count: int) -> Iterator[Any]:
+    """``count`` new signed events written to ``path``, each verified as the endpoint would."""
+    from bench._webhook_load import SECRET
+    from tracker.gateway.webhooks import verify
+
+    signed_events(path, count)
+    for line in path.read_text().splitlines():
+        signature, body = line.split("\t", 1)
+        yield verify(body.encode(), signature, [SECRET])
+
+
 def measure_db_path(
     kind: str, *, rows: int, events: int, rounds: int
 ) -> list[dict[str, float | str]]:
     """The floor's and the service's database work, no Flask request, and their transactions."""
-    from bench._floor_app import _book, _Raw, _store, build
-    from bench._webhook_load import SECRET
+    from bench._floor_app import _book, _Raw, _store
     from tracker.db import get_database
-    from tracker.gateway.webhooks import verify
     from tracker.services.stripe_events import deliver
     from tracker.services.stripe_events.inbox import _write_turn
 
     chunk = max(1, events // rounds)
     with ExitStack() as stack:
-        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="tracker-floor-")))
-        url = stack.enter_context(database(kind, rows, PG_ADMIN_URL))
-        app = build({"DATABASE_URL": url, "STRIPE_WEBHOOK_SECRET": SECRET})
+        tmp, url, app = _floor_app_on(stack, kind, rows)
         db = get_database(app)
-        stack.callback(db.dispose)
         raw = _Raw(url)
         stack.callback(raw.close)
         stack.enter_context(app.app_context())
-        signed_events(tmp / "events.tsv", (chunk * rounds + 20) * 2)
-        parsed = (
-            verify(body.encode(), signature, [SECRET])
-            for signature, body in (
-                line.split("\t", 1) for line in (tmp / "events.tsv").read_text().splitlines()
-            )
-        )
+        parsed = _verified_events(tmp / "events.tsv", (chunk * rounds + 20) * 2)
 
         def floor() -> None:
             event = next(parsed)
@@ -365,6 +387,128 @@ def measure_db_path(
     ]
 
 
+class _Timed:
+    """A raw driver connection whose ``execute`` is timed, each call under its statement."""
+
+    def __init__(self, connection: Any, into: dict[str, float], before: Callable[[], Any]) -> None:
+        self._connection = connection
+        self._into = into
+        self._before = before
+
+    def execute(self, sql: str, params: Any = ()) -> Any:
+        self._before()
+        start = time.perf_counter()
+        try:
+            return self._connection.execute(sql, params)
+        finally:
+            self._into[_statement_key(sql)] += time.perf_counter() - start
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._connection, name)
+
+
+def _statement_key(sql: str) -> str:
+    """What a statement does, alike for the floor's SQL and SQLAlchemy's: verb and table."""
+    words = sql.replace("(", " ").replace("\n", " ").split()
+    verb = words[0].upper()
+    if verb in ("BEGIN", "COMMIT", "ROLLBACK"):
+        return verb
+    upper = [w.upper() for w in words]
+    marker = {"INSERT": "INTO", "UPDATE": "UPDATE", "SELECT": "FROM"}.get(verb)
+    table = words[upper.index(marker) + 1] if marker in upper else "?"
+    if verb == "SELECT" and "JOIN" in upper:
+        table += " + " + words[upper.index("JOIN") + 1]
+    return f"{verb} {table}"
+
+
+_HANDLER_LIKE: list[dict[str, Any]] = [{"id": n, "name": f"row {n}"} for n in range(500)]
+
+
+def _handler_like_python() -> int:
+    # Plain Python between two statements, as a handler runs: it touches memory
+    # the driver's tight loop then finds out of the CPU's caches.
+    return sum(int(row["id"]) + len(row["name"]) for row in _HANDLER_LIKE)
+
+
+def measure_statements(kind: str, *, rows: int, events: int) -> list[dict[str, float | str]]:
+    """Each driver call of a delivery, per event: the floor's, the service's, interleaved."""
+    from collections import defaultdict
+
+    import tracker.db
+    from bench._floor_app import _book, _Raw, _store
+    from tracker.db import get_database
+    from tracker.services.stripe_events import deliver
+
+    if kind != "sqlite":
+        raise BenchError("--statements times the driver's calls in this process: SQLite only")
+    parts = ("floor", "service", "floor-interleaved")
+    spent: dict[str, dict[str, float]] = {part: defaultdict(float) for part in parts}
+    with ExitStack() as stack:
+        tmp, url, app = _floor_app_on(stack, kind, rows)
+        db = get_database(app)
+        stack.enter_context(app.app_context())
+        raws = {part: _Raw(url) for part in ("floor", "floor-interleaved")}
+        for part, raw in raws.items():
+            stack.callback(raw.close)
+            with raw.transaction():
+                pass  # connects
+            before = _handler_like_python if part == "floor-interleaved" else (lambda: None)
+            raw._conn = _Timed(raw._conn, spent[part], before)
+        run_on_driver, do_commit = tracker.db.run_on_driver, db.engine.dialect.do_commit
+
+        def timed_run(connection: Any, sql: str, params: Any) -> Any:
+            start = time.perf_counter()
+            try:
+                return run_on_driver(connection, sql, params)
+            finally:
+                spent["service"][_statement_key(sql)] += time.perf_counter() - start
+
+        def timed_commit(dbapi_connection: Any) -> None:
+            start = time.perf_counter()
+            try:
+                do_commit(dbapi_connection)
+            finally:
+                spent["service"]["COMMIT"] += time.perf_counter() - start
+
+        stack.enter_context(mock.patch.object(tracker.db, "run_on_driver", timed_run))
+        stack.enter_context(mock.patch.object(db.engine.dialect, "do_commit", timed_commit))
+        parsed = _verified_events(tmp / "events.tsv", (events + 20) * len(parts))
+
+        def one(part: str) -> None:
+            event = next(parsed)
+            if part == "service":
+                with db.serial_sessions() as factory:
+                    deliver(factory, event, livemode=None)
+                return
+            raw = raws[part]
+            with raw.transaction() as run:
+                _store(raw, run, event)
+            with raw.transaction() as run:
+                _book(raw, run, event)
+
+        for part in parts:
+            for _ in range(20):  # warm up: connections, statement caches
+                one(part)
+            spent[part].clear()
+        chunk = max(1, events // 10)
+        for round_ in range(10):  # interleaved in chunks, as --db-path does
+            for part in parts if round_ % 2 == 0 else tuple(reversed(parts)):
+                for _ in range(chunk):
+                    one(part)
+    counted = chunk * 10
+    keys = sorted({key for part in parts for key in spent[part]})
+    results: list[dict[str, float | str]] = []
+    for key in [*keys, "all"]:
+        row: dict[str, float | str] = {"db": kind, "mode": "statements", "statement": key}
+        for part in parts:
+            total = sum(spent[part].values()) if key == "all" else spent[part].get(key, 0.0)
+            row[f"{part}_us"] = round(1e6 * total / counted, 1)
+        floor = float(row["floor_us"])
+        row["service_over_floor"] = round(float(row["service_us"]) / floor, 2) if floor else 0.0
+        results.append(row)
+    return results
+
+
 def main() -> int:
     """Run the benchmark and print one JSON line per route and database."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -376,13 +520,20 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--in-process", action="store_true", help="test client, no HTTP")
     parser.add_argument("--db-path", action="store_true", help="no Flask: the parts")
+    parser.add_argument(
+        "--statements", action="store_true", help="each driver call, floor and service"
+    )
     parser.add_argument("--events", type=int, default=1000, help="per route, --in-process")
     options = parser.parse_args()
     kinds = ["sqlite", "postgresql"] if options.db == "both" else [options.db]
+    if options.statements and options.db == "both":
+        kinds = ["sqlite"]  # PostgreSQL's time is in its server, not in the driver's calls
     failed = False
     for kind in kinds:
         try:
-            if options.db_path:
+            if options.statements:
+                results = measure_statements(kind, rows=options.entries, events=options.events)
+            elif options.db_path:
                 results = measure_db_path(
                     kind, rows=options.entries, events=options.events, rounds=options.rounds
                 )

@@ -94,3 +94,30 @@ def test_db_path_parts_run_the_floor_and_the_service(kind: str) -> None:
         assert float(result["cpu_us"]) > 0
         assert len(str(result["cpu_us_rounds"]).split()) == 2
     assert results[0]["floor_cpu_ratio"] == 1.0
+
+
+def test_statements_time_the_same_driver_calls_on_both_sides() -> None:
+    from bench.webhook_floor import measure_statements
+
+    results = measure_statements("sqlite", rows=20, events=10)
+    by_call = {str(r["statement"]): r for r in results}
+    # The floor runs the service's statements, no more and no fewer: each call
+    # is timed on all three sides, matched by verb and table.
+    for call in ("BEGIN", "COMMIT", "INSERT ledger_entries", "SELECT campaigns + pledges"):
+        assert call in by_call
+    assert "?" not in " ".join(by_call)
+    for row in results:
+        for part in ("floor", "service", "floor-interleaved"):
+            assert float(row[f"{part}_us"]) > 0, (row["statement"], part)
+    total = by_call["all"]
+    assert float(total["service_us"]) == pytest.approx(
+        sum(float(r["service_us"]) for r in results if r["statement"] != "all"), abs=1.0
+    )
+
+
+def test_statements_refuse_postgresql() -> None:
+    from bench.harness import BenchError
+    from bench.webhook_floor import measure_statements
+
+    with pytest.raises(BenchError, match="SQLite only"):
+        measure_statements("postgresql", rows=20, events=10)
