@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from playwright.sync_api import expect
 from werkzeug.serving import make_server
 
 from tests.browser.conftest import Host, Tab
@@ -95,8 +96,10 @@ def test_dashboard_matches_the_api_and_the_chart_has_its_tiers(tab: Tab, admin_l
     assert int(row.get_attribute("data-raised") or "") == api["raised"]
     assert tab.page.locator("td[data-donors]").text_content() == str(api["donors"])
     tab.page.click("text=Keep independent journalism free")
+    # The click only starts the navigation; count() does not wait, so wait for the page.
+    tab.page.wait_for_url(f"{admin_live.origin}/admin/campaigns/demo")
     chart = tab.page.locator("svg.chart")
-    assert chart.locator("line.tier").count() == len(api["tiers"])
+    expect(chart.locator("line.tier")).to_have_count(len(api["tiers"]))
     assert chart.locator("polyline.line").count() == 1
     assert "Cumulative amount raised" in (chart.locator("title").text_content() or "")
     # The hostile pledge's name is shown as text, never run.
@@ -184,13 +187,15 @@ def test_sign_out_and_throttling(tab: Tab, admin_live: Admin) -> None:
     for _ in range(5):
         tab.page.fill("#email", "throttled@example.org")
         tab.page.fill("#password", "wrong password here")
-        tab.page.click("button[type=submit]")
+        # Each refusal is a new page: fill the next form only once it has loaded.
+        with tab.page.expect_navigation():
+            tab.page.click("button[type=submit]")
     tab.page.fill("#email", "throttled@example.org")
     tab.page.fill("#password", "wrong password here")
     with tab.page.expect_response(lambda r: r.request.method == "POST") as info:
         tab.page.click("button[type=submit]")
     assert info.value.status == 429 and int(info.value.headers["retry-after"]) > 0
-    assert "Too many failed sign-ins" in (tab.page.locator(".banner").text_content() or "")
+    expect(tab.page.locator(".banner")).to_contain_text("Too many failed sign-ins")
 
 
 def test_admin_pages_cannot_be_framed(tab: Tab, admin_live: Admin, host: Host) -> None:
