@@ -5,7 +5,10 @@ from __future__ import annotations
 import json
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from sqlalchemy.orm import Session
@@ -101,6 +104,15 @@ def wait_loaded(tab: Tab, selector: str = "tracker-progress") -> None:
              (e) => e.shadowRoot && e.shadowRoot.querySelector('.b[aria-valuenow]'))""",
         arg=selector,
     )
+
+
+@contextmanager
+def _api_call_ends(tab: Tab, slug: str, *, failed: bool = False) -> Iterator[None]:
+    """Until the widget's API request for ``slug`` has finished (or failed, if ``failed``)."""
+    event = "requestfailed" if failed else "requestfinished"
+    path = f"/api/v1/campaigns/{slug}"
+    with tab.page.expect_event(event, lambda r: urlsplit(r.url).path == path, timeout=30_000):
+        yield
 
 
 def test_script_embed_shows_what_the_api_says(
@@ -274,13 +286,13 @@ def test_neutral_state_when_the_api_fails(
         tab.page.route(f"{live.origin}/api/v1/**", lambda route: route.abort())
     warnings: list[str] = []
     tab.page.on("console", lambda m: warnings.append(m.text) if m.type == "warning" else None)
-    tab.page.goto(
-        host.page(
-            f"/fail-{case}.html", host_page(live, widget(f'campaign="{campaign}" cta="{CTA}"'))
-        )
+    url = host.page(
+        f"/fail-{case}.html", host_page(live, widget(f'campaign="{campaign}" cta="{CTA}"'))
     )
-    tab.page.wait_for_function("!!customElements.get('tracker-progress')")
-    tab.page.wait_for_timeout(500)
+    # Wait for the API's answer (or its failure) however slow, then for the draw.
+    with _api_call_ends(tab, campaign, failed=case == "unreachable"):
+        tab.page.goto(url)
+    tab.page.wait_for_timeout(300)
     seen = tab.page.locator("tracker-progress").evaluate(READ_WIDGET)
     assert seen["now"] is None
     assert seen["amount"] == ""
@@ -309,9 +321,9 @@ def test_a_draft_published_while_the_page_is_open_gets_its_donate_link(
     slug = f"soon-{time.monotonic_ns()}"
     factories.campaign(live_session, slug, status=CampaignStatus.DRAFT)
     page = host_page(live, widget(f'campaign="{slug}" cta="{CTA}" refresh="1"'))
-    tab.page.goto(host.page(f"/{slug}.html", page))
-    tab.page.wait_for_function("!!customElements.get('tracker-progress')")
-    tab.page.wait_for_timeout(500)
+    with _api_call_ends(tab, slug):
+        tab.page.goto(host.page(f"/{slug}.html", page))
+    tab.page.wait_for_timeout(300)
     element = tab.page.locator("tracker-progress")
     assert element.evaluate(READ_WIDGET)["link"] == 0
     update_campaign(live_session, slug, {"status": CampaignStatus.ACTIVE}, "test")
@@ -389,11 +401,17 @@ def test_refreshes_revalidate_with_the_etag_without_preflight(
     )
     wait_loaded(tab)
     start = len(live.requests)
-    tab.page.wait_for_timeout(2_500)
-    api_calls = [r for r in live.requests[start:] if r[1] == "/api/v1/campaigns/demo"]
-    assert len(api_calls) >= 2
+
+    def api_calls() -> list[Any]:
+        return [r for r in live.requests[start:] if r[1] == "/api/v1/campaigns/demo"]
+
+    # Two refreshes at refresh="1": about two seconds, given ten on a loaded machine.
+    deadline = time.monotonic() + 10
+    while len(api_calls()) < 2 and time.monotonic() < deadline:
+        tab.page.wait_for_timeout(100)
+    assert len(api_calls()) >= 2
     # The browser's HTTP cache adds If-None-Match itself; no OPTIONS preflight is needed.
-    assert all(method == "GET" and etag for method, _path, etag in api_calls)
+    assert all(method == "GET" and etag for method, _path, etag in api_calls())
     assert tab.errors == []
 
 
