@@ -10,6 +10,7 @@ import fcntl
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -40,6 +41,19 @@ def _turn_taken(database: Database) -> bool:
     finally:
         os.close(fd)
     return False
+
+
+def _wait_for_a_blocked_flock(path: Path, timeout: float = 30.0) -> None:
+    """Until some process or thread waits for a ``flock`` on ``path`` (Linux's /proc/locks)."""
+    inode = f":{path.stat().st_ino} "
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        # A waiter's line starts with "<n>: ->" and names the file as major:minor:inode.
+        for line in Path("/proc/locks").read_text().splitlines():
+            if "-> FLOCK" in line and inode in line:
+                return
+        time.sleep(0.01)
+    pytest.fail(f"nothing waited for the turn on {path} within {timeout} s")
 
 
 def _write(session: object) -> None:
@@ -134,8 +148,9 @@ def test_a_writer_waits_for_the_turn_before_it_begins(sqlite_file: Database) -> 
     thread = threading.Thread(target=writer)
     thread.start()
     try:
-        thread.join(timeout=0.5)
-        assert thread.is_alive() and not done  # queued
+        # Queued: the writer is blocked on the lock file, not merely slow to start.
+        _wait_for_a_blocked_flock(Path(f"{sqlite_file.engine.url.database}.inbox-lock"))
+        assert thread.is_alive() and not done
         # SQLite's own write lock is free: the queued writer has not begun. A
         # connection that would wait for it at all fails at once instead.
         probe = sqlite3.connect(str(sqlite_file.engine.url.database), timeout=0)
