@@ -225,10 +225,6 @@ def measure_in_process(
     kind: str, *, rows: int, events: int, rounds: int
 ) -> list[dict[str, float | str]]:
     """Every route through the Flask test client in this process, interleaved in chunks."""
-    from bench._floor_app import build
-    from bench._webhook_load import SECRET
-    from tracker.db import get_database
-
     counter = _RoundTrips()
     chunk = max(1, events // rounds)
     cpu: dict[str, list[float]] = {name: [] for name in ROUTES}
@@ -236,11 +232,8 @@ def measure_in_process(
     trips: dict[str, list[float]] = {name: [] for name in ROUTES}
     with ExitStack() as stack:
         for patch in counter.patches():
-            stack.enter_context(patch)
-        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="tracker-floor-")))
-        url = stack.enter_context(database(kind, rows, PG_ADMIN_URL))
-        app = build({"DATABASE_URL": url, "STRIPE_WEBHOOK_SECRET": SECRET})
-        stack.callback(get_database(app).dispose)
+            stack.enter_context(patch)  # before any connection is made
+        tmp, _url, app = _floor_app_on(stack, kind, rows)
         stack.callback(lambda: app.extensions["floor.raw"].close())
         # The request log would time the terminal, not the route.
         stack.enter_context(
