@@ -58,8 +58,10 @@ def test_api_says_closed_and_keeps_the_figures(
 
 def test_api_texts_say_it_in_the_locale(client: FlaskClient, session: Session) -> None:
     _campaign(session, "closed")
+    assert client.get("/api/v1/campaigns/fund").get_json()["texts"]["ended"] == "Ended"
     body = client.get("/api/v1/campaigns/fund?locale=fr-FR").get_json()
     assert body["texts"]["closed"] == "Cette campagne est terminée"
+    assert body["texts"]["ended"] == "Terminée"
 
 
 @pytest.mark.parametrize("how", ["closed", "ended"])
@@ -78,6 +80,38 @@ def test_iframe_shows_final_figures_and_no_donate(
     bare = client.get("/embed/fund").get_data(as_text=True)
     assert "<b>$2,811</b>" in bare
     assert not LINK.search(bare)
+
+
+@pytest.mark.parametrize(
+    ("query", "corner"),
+    [
+        # No call to action row to say it in: the corner says it, beside the donors.
+        ("", "Ended"),
+        ("?show-donors=1", "1 donor · Ended"),
+        ("?size=compact&cta=Help+us&show-donors=1", "1 donor · Ended"),
+        # The row says it already.
+        ("?cta=Help+us&show-donors=1", "1 donor"),
+        ("?cta=Help+us", ""),
+    ],
+)
+def test_iframe_without_a_call_to_action_row_still_says_it_has_ended(
+    client: FlaskClient, session: Session, query: str, corner: str
+) -> None:
+    _campaign(session, "closed")
+    html = client.get(f"/embed/fund{query}").get_data(as_text=True)
+    assert f'<span class="d">{corner}</span>' in html
+    assert not LINK.search(html)
+
+
+@pytest.mark.parametrize("query", ["", "?show-donors=1", "?size=compact"])
+def test_an_open_campaign_says_nothing_of_an_end(
+    client: FlaskClient, session: Session, query: str
+) -> None:
+    _campaign(session, "open")
+    html = client.get(f"/embed/fund{query}").get_data(as_text=True)
+    assert "Ended" not in html
+    svg = client.get(f"/campaigns/fund/progress.svg{query}").get_data(as_text=True)
+    assert "Ended" not in svg
 
 
 def test_iframe_of_an_open_campaign_keeps_its_donate(client: FlaskClient, session: Session) -> None:
@@ -100,6 +134,10 @@ def test_svg_keeps_figures_and_says_it_has_ended(client: FlaskClient, session: S
     svg = client.get("/campaigns/fund/progress.svg").get_data(as_text=True)
     assert "<tspan>$2,811</tspan> raised of $5,000" in svg
     assert f"<title>Fund us: $2,811 raised of $5,000; tier $2,500 reached. {ENDED}</title>" in svg
+    # An image has no call to action row: its corner says it, for the eye too.
+    assert 'text-anchor="end">Ended</text>' in svg
+    french = client.get("/campaigns/fund/progress.svg?locale=fr-FR&show-donors=1").text
+    assert 'text-anchor="end">1 donateur · Terminée</text>' in french
     assert "Donate" not in svg
 
 

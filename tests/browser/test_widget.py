@@ -480,3 +480,46 @@ def test_a_closed_campaign_keeps_its_figures_and_shows_no_donate(
     assert tab.page.locator(".c span").text_content() == "This campaign has ended"
     assert tab.page.locator("a").count() == 0
     assert tab.errors == []
+
+
+@pytest.mark.parametrize(
+    ("attributes", "height", "corner"),
+    [
+        ('campaign="{slug}"', 92, "Ended"),
+        ('campaign="{slug}" show-donors', 92, "1 donor · Ended"),
+        ('campaign="{slug}" size="compact" cta="Help" show-donors', 66, "1 donor · Ended"),
+        # The call to action row says it already.
+        ('campaign="{slug}" cta="Help" show-donors', 140, "1 donor"),
+    ],
+)
+def test_a_closed_campaign_without_a_call_to_action_row_says_it_has_ended(
+    tab: Tab,
+    live: Live,
+    host: Host,
+    live_session: Session,
+    attributes: str,
+    height: int,
+    corner: str,
+) -> None:
+    slug = "over-bare"
+    if not _exists(live_session, slug):
+        factories.campaign(live_session, slug)
+        factories.pay(live_session, slug, f"{slug}-1", 281_100)
+        update_campaign(live_session, slug, {"status": CampaignStatus.CLOSED}, "test")
+        live_session.commit()
+    tab.page.set_viewport_size({"width": 390, "height": 600})
+    page = host_page(live, widget(attributes.format(slug=slug), height))
+    tab.page.goto(host.page(f"/{slug}-{height}-{len(corner)}.html", page))
+    wait_loaded(tab)
+    element = tab.page.locator("tracker-progress")
+    seen = element.evaluate(READ_WIDGET)
+    assert seen["donors"] == corner
+    assert seen["amount"] == "$2,811 raised of $5,000" and seen["link"] == 0
+    assert seen["height"] == height
+    # Seen whole, and the figures beside it too: neither is cut at a phone's width.
+    assert element.evaluate(
+        """(e) => [...e.shadowRoot.querySelectorAll('.a, .d')].every(
+             (x) => x.scrollWidth <= x.clientWidth && x.getBoundingClientRect().width > 0
+               || x.textContent === '')"""
+    )
+    assert tab.errors == []

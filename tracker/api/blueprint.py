@@ -17,7 +17,7 @@ from tracker.api import openapi
 from tracker.db import get_session
 from tracker.domain.periods import Period
 from tracker.embed.options import EmbedOptions, OptionError, locale_option
-from tracker.embed.render import ENDED, bar_view, summary_text
+from tracker.embed.render import ENDED, ENDED_NOTE, bar_view, summary_text
 from tracker.i18n import gettext, language, select_locale
 from tracker.microcache import Rendered, not_modified, render_cache
 from tracker.services.campaigns import CampaignNotFound
@@ -71,8 +71,9 @@ def texts(report: ProgressReport) -> dict[str, str]:
     its own: ``summary`` ("$2,811 raised of $5,000", which contains
     ``raised_display``), ``value_text`` (the bar's spoken description),
     ``donors`` ("5 donors", with the language's plural rules), ``donate`` (the
-    button), ``closed`` (said instead of the button once the campaign has ended)
-    and ``lang`` (the language of these words: ``en``, ``fr``, ``de``, ``es``).
+    button), ``closed`` (said instead of the button once the campaign has ended),
+    ``ended`` (the same, short, beside the figures of a bar without that row) and
+    ``lang`` (the language of these words: ``en``, ``fr``, ``de``, ``es``).
     """
     view = bar_view(report, EmbedOptions(show_donors=True), donate_href="")
     return {
@@ -82,6 +83,7 @@ def texts(report: ProgressReport) -> dict[str, str]:
         "donors": view.donors or "",
         "donate": gettext("Donate"),
         "closed": gettext(ENDED),
+        "ended": gettext(ENDED_NOTE),
     }
 
 

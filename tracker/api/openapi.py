@@ -182,6 +182,13 @@ SCHEMAS: dict[str, Any] = {
                         "type": "string",
                         "description": "said instead of the button once `closed` is true",
                     },
+                    "ended": {
+                        "type": "string",
+                        "description": (
+                            "said beside the figures once `closed` is true, by a bar that "
+                            "has no call to action row (e.g. `Ended`)"
+                        ),
+                    },
                 },
                 description="the widget's sentences in the campaign's (or `locale`'s) language",
             ),

@@ -55,11 +55,21 @@ class BarView:
     message: str = ""
     # Said once the campaign has ended (its figures are final), else empty.
     ended: str = ""
+    # Said beside the donors, top right, once the campaign has ended and no call to
+    # action row is drawn to say so (no ``cta``, or the compact size), else empty.
+    ended_note: str = ""
+
+    @property
+    def corner(self) -> str:
+        """The top right of the bar: the donors and the ended note, either or both."""
+        return " · ".join(part for part in (self.donors, self.ended_note) if part)
 
 
 NEUTRAL_TITLE = N_("Fundraising progress")
 # Said in place of the call to action once a campaign has ended: no Donate any more.
 ENDED = N_("This campaign has ended")
+# The same, short, where a bar has no call to action row: beside its figures.
+ENDED_NOTE = N_("Ended")
 
 
 def neutral_view(options: EmbedOptions, message: str = "") -> BarView:
@@ -131,7 +141,8 @@ def bar_view(report: ProgressReport, options: EmbedOptions, donate_href: str) ->
     :param donate_href: where the call to action links unless ``options.cta_href`` says.
 
     A campaign that has ended (``report.closed``) keeps its figures, and its call
-    to action row, if asked for, says :data:`ENDED` with no link.
+    to action row, if asked for, says :data:`ENDED` with no link; without that
+    row, :data:`ENDED_NOTE` stands beside the figures.
     """
     top = report.tiers[-1].amount
     if options.locale:
@@ -145,6 +156,7 @@ def bar_view(report: ProgressReport, options: EmbedOptions, donate_href: str) ->
     )
     reached = [m.label for m, t in zip(marks, report.tiers, strict=True) if t.reached and t.amount]
     ended = gettext(ENDED) if report.closed else ""
+    has_cta_row = options.size != "compact" and options.cta is not None
     return BarView(
         slug=report.slug,
         title=report.title,
@@ -161,4 +173,5 @@ def bar_view(report: ProgressReport, options: EmbedOptions, donate_href: str) ->
         cta=ended if ended and options.cta is not None else options.cta,
         cta_href=None if ended or options.cta is None else (options.cta_href or donate_href),
         ended=ended,
+        ended_note=gettext(ENDED_NOTE) if report.closed and not has_cta_row else "",
     )

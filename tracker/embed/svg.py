@@ -60,9 +60,9 @@ def summary_fit(view: BarView, summary: str) -> Decimal | None:
     """The width the summary line must be squeezed to, or ``None`` when it fits as it is.
 
     An image cannot wrap or measure text, and some languages say "raised of"
-    in many more letters ("recaudados de"): beside the donor count of a compact
-    image the line would run into it. This estimates both widths and, when they
-    would touch, gives the summary's ``textLength``.
+    in many more letters ("recaudados de"): beside the donor count (or the ended
+    note) of a compact image the line would run into it. This estimates both
+    widths and, when they would touch, gives the summary's ``textLength``.
 
     The neutral image's message (an outage) is measured the same way, in its
     smaller font: "Vorübergehend nicht verfügbar, …" is wider than a compact image.
@@ -72,8 +72,8 @@ def summary_fit(view: BarView, summary: str) -> Decimal | None:
     """
     box = SIZES[view.size]
     room = Decimal(box.width - 2 * box.pad)
-    if view.donors:
-        room -= len(view.donors) * box.small * _EM_PER_CHAR + _GAP
+    if view.corner:
+        room -= len(view.corner) * box.small * _EM_PER_CHAR + _GAP
     needed = len(summary) * (box.font if view.available else box.small) * _EM_PER_CHAR
     return room.quantize(Decimal("0.1")) if needed > room else None
 

@@ -26,7 +26,7 @@ connectedCallback(){let a=this.a=k=>this.getAttribute(k),c=a("cta"),o=a("color")
 this.v||=()=>D.hidden||!this.isConnected||this.load();
 r.innerHTML=`<style>${C}</style><div class="w ${a("size")=="compact"?"s":c!=null?"x":""}"><div class=t><span class=a></span><span class=d></span></div><div class=b role=progressbar aria-valuemin=0><div class=f></div></div><div class=l aria-hidden=true></div><div class=c><span></span><a target=_blank rel=noopener>Donate</a></div></div>`;
 this.z=r.querySelectorAll(".a,.d,.b,.f,.l,.c");
-l=this.z[3].style;l.background="#0969da";o&&(l.background=o);
+this.z[3].style.background=o||"#0969da";
 l=this.z[5];l.firstChild.textContent=c;l=this.k=l.lastChild;
 l.href=a("cta-href")||O+"/donate/"+a("campaign");/^https?:$/.test(l.protocol)||(l.href=O);
 this.draw();this.load();D.addEventListener("visibilitychange",this.v);
@@ -35,7 +35,7 @@ draw(){let d=this.d,[a,o,b,f,l,c]=this.z,A=(k,v)=>b.setAttribute("aria-"+k,v),t,
 if(!d)return;A("label",d.title);X=d.texts;a.parentNode.parentNode.lang=X.lang;
 t=d.tiers;p=t.at(-1).amount;M=m=>Math.max(0,Math.min(m,p)),P=m=>(M(m)*100/p).toFixed(2)+"%";
 R=d.raised_display;q=X.summary;i=q.indexOf(R);a.replaceChildren(q.slice(0,i),E(a,"b","",R),q.slice(i+R.length));
-o.textContent=this.a("show-donors")!=null?X.donors:"";c.firstChild.textContent=d.closed?X.closed:this.a("cta");c.lastChild.textContent=X.donate;this.k.hidden|=d.closed;
+o.textContent=[this.a("show-donors")!=null&&X.donors,d.closed&&!/x/.test(c.parentNode.className)&&X.ended].filter(x=>x).join(" · ");c.firstChild.textContent=d.closed?X.closed:this.a("cta");c.lastChild.textContent=X.donate;this.k.hidden|=d.closed;
 f.style.width=P(d.raised);b.replaceChildren(f);l.replaceChildren();
 t.forEach(x=>{E(l,"span",x.reached?"m r":"m",x.label).style.cssText=`left:${q=P(x.amount)};transform:translateX(-${q})`;x.amount>0&&x.amount<p&&(E(b,"i","k","").style.left=q)});
 A("valuemax",p);A("valuenow",M(d.raised));A("valuetext",X.value_text)}
