@@ -18,7 +18,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -34,6 +34,7 @@ from tests import factories
 from tests.cluster import services
 from tests.cluster.network import Host, namespaces_unavailable, network
 from tests.cluster.scheduler import SmtpSink, smtp_sink
+from tests.polling import wait_until
 from tracker import migrate
 from tracker.db import Database
 from tracker.models import OutboxMessage, OutboxStatus
@@ -100,16 +101,6 @@ class Scheduler:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
-
-
-def wait_until(check: Callable[[], bool], timeout: float, what: str) -> float:
-    """Poll ``check`` until true; the seconds it took. Fails the test after ``timeout``."""
-    started = time.monotonic()
-    while not check():
-        if time.monotonic() - started > timeout:
-            pytest.fail(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.05)
-    return time.monotonic() - started
 
 
 @contextmanager

@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 
 from tests import factories
 from tests.notify_servers import SmtpSink, smtp_sink
+from tests.polling import wait_until
 from tests.servers import ROOT, gunicorn
 from tests.stripe_helpers import event, metadata, payment_intent, pending_pledge
 from tests.webhooks.test_webhook_concurrency import _env as webhook_env
@@ -110,20 +111,6 @@ def schedulers(env: dict[str, str], tmp_path: Path) -> Iterator[Callable[[], Sch
     finally:
         for proc in started:
             proc.close()
-
-
-def wait_until(check: Callable[[], bool], timeout: float, what: str) -> float:
-    """Poll ``check`` until true; the seconds it took. Fails the test after ``timeout``.
-
-    Timeouts are bounds for a broken run, not figures: starting a scheduler process on
-    two cores busy with other work was seen to take over 20 s.
-    """
-    started = time.monotonic()
-    while not check():
-        if time.monotonic() - started > timeout:
-            pytest.fail(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.05)
-    return time.monotonic() - started
 
 
 def _env(db_url: str, smtp: SmtpSink) -> dict[str, str]:

@@ -10,7 +10,6 @@ import fcntl
 import os
 import sqlite3
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from sqlalchemy import select, text
 
 from tests import factories
 from tests.conftest import sqlite_copy
+from tests.polling import wait_until
 from tracker.db import Database, write_turns
 from tracker.models import Campaign
 
@@ -43,17 +43,14 @@ def _turn_taken(database: Database) -> bool:
     return False
 
 
-def _wait_for_a_blocked_flock(path: Path, timeout: float = 30.0) -> None:
-    """Until some process or thread waits for a ``flock`` on ``path`` (Linux's /proc/locks)."""
+def _flock_awaited(path: Path) -> bool:
+    """Whether some process or thread waits for a ``flock`` on ``path`` (Linux's /proc/locks)."""
     inode = f":{path.stat().st_ino} "
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        # A waiter's line starts with "<n>: ->" and names the file as major:minor:inode.
-        for line in Path("/proc/locks").read_text().splitlines():
-            if "-> FLOCK" in line and inode in line:
-                return
-        time.sleep(0.01)
-    pytest.fail(f"nothing waited for the turn on {path} within {timeout} s")
+    # A waiter's line reads "<n>: -> FLOCK ..." and names the file as major:minor:inode.
+    return any(
+        "-> FLOCK" in line and inode in line
+        for line in Path("/proc/locks").read_text().splitlines()
+    )
 
 
 def _write(session: object) -> None:
@@ -149,7 +146,8 @@ def test_a_writer_waits_for_the_turn_before_it_begins(sqlite_file: Database) -> 
     thread.start()
     try:
         # Queued: the writer is blocked on the lock file, not merely slow to start.
-        _wait_for_a_blocked_flock(Path(f"{sqlite_file.engine.url.database}.inbox-lock"))
+        lock = Path(f"{sqlite_file.engine.url.database}.inbox-lock")
+        wait_until(lambda: _flock_awaited(lock), 30, "the writer to wait for the turn")
         assert thread.is_alive() and not done
         # SQLite's own write lock is free: the queued writer has not begun. A
         # connection that would wait for it at all fails at once instead.
