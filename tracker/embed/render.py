@@ -55,14 +55,19 @@ class BarView:
     message: str = ""
     # Said once the campaign has ended (its figures are final), else empty.
     ended: str = ""
-    # Said beside the donors, top right, once the campaign has ended and no call to
-    # action row is drawn to say so (no ``cta``, or the compact size), else empty.
+    # The same, short, for a bar without a call to action row to say it in.
     ended_note: str = ""
 
     @property
+    def cta_row(self) -> bool:
+        """Whether the bar has a call to action row (a ``cta``, and not the compact size)."""
+        return self.size != "compact" and self.cta is not None
+
+    @property
     def corner(self) -> str:
-        """The top right of the bar: the donors and the ended note, either or both."""
-        return " · ".join(part for part in (self.donors, self.ended_note) if part)
+        """The top right of the bar: the donors, and the ended note where no row says it."""
+        note = "" if self.cta_row else self.ended_note
+        return " · ".join(part for part in (self.donors, note) if part)
 
 
 NEUTRAL_TITLE = N_("Fundraising progress")
@@ -156,7 +161,6 @@ def bar_view(report: ProgressReport, options: EmbedOptions, donate_href: str) ->
     )
     reached = [m.label for m, t in zip(marks, report.tiers, strict=True) if t.reached and t.amount]
     ended = gettext(ENDED) if report.closed else ""
-    has_cta_row = options.size != "compact" and options.cta is not None
     return BarView(
         slug=report.slug,
         title=report.title,
@@ -173,5 +177,5 @@ def bar_view(report: ProgressReport, options: EmbedOptions, donate_href: str) ->
         cta=ended if ended and options.cta is not None else options.cta,
         cta_href=None if ended or options.cta is None else (options.cta_href or donate_href),
         ended=ended,
-        ended_note=gettext(ENDED_NOTE) if report.closed and not has_cta_row else "",
+        ended_note=gettext(ENDED_NOTE) if report.closed else "",
     )
