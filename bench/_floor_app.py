@@ -176,6 +176,8 @@ class _Raw:
                 except BaseException:
                     conn.execute("ROLLBACK")
                     raise
+                # Given back as the service gives it back (closing would too).
+                fcntl.flock(fd, fcntl.LOCK_UN)
             finally:
                 os.close(fd)
         else:

@@ -94,6 +94,15 @@ def test_db_path_parts_run_the_floor_and_the_service(kind: str) -> None:
         assert float(result["cpu_us"]) > 0
         assert len(str(result["cpu_us_rounds"]).split()) == 2
     assert results[0]["floor_cpu_ratio"] == 1.0
+    # The writers' turn is SQLite's, and only the parts with write sessions or the
+    # floor's own transactions take it.
+    turns = {str(r["part"]): r.get("turn_us") for r in results}
+    if kind == "sqlite":
+        assert all(float(turns[part] or 0) > 0 for part in ("floor", "service", "sessions"))
+        assert turns["core"] is None
+        assert results[0]["floor_turn_ratio"] == 1.0
+    else:
+        assert set(turns.values()) == {None}
 
 
 def test_statements_time_the_same_driver_calls_on_both_sides() -> None:
