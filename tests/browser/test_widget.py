@@ -199,6 +199,40 @@ def test_the_widget_matches_the_iframe_page(tab: Tab, live: Live, host: Host) ->
     assert tab.context.cookies() == []
 
 
+def test_a_donate_link_given_as_a_path_leads_to_the_tracker_as_the_iframe_does(
+    tab: Tab, live: Live, host: Host
+) -> None:
+    # The builder accepts "/donate/demo"; on the publisher's page it once resolved
+    # against the publisher's site (a 404 there), while the iframe led to the tracker.
+    hrefs = {
+        "path": "/donate/demo?from=article",
+        "absolute": "https://example.org/give",
+        "script": "javascript:alert(1)",
+        "broken": "http://[",
+    }
+    widgets = "".join(
+        widget(f'campaign="demo" cta="Help" cta-href="{href}" id="{name}"')
+        for name, href in hrefs.items()
+    )
+    frame = (
+        f'<iframe src="{live.origin}/embed/demo?cta=Help&cta-href=/donate/demo%3Ffrom%3Darticle"'
+        ' title="Progress" style="display:block;width:100%;height:140px;border:0"></iframe>'
+    )
+    tab.page.goto(host.page("/paths.html", host_page(live, widgets + frame)))
+    wait_loaded(tab)
+    seen = {name: tab.page.locator(f"#{name}").evaluate(READ_WIDGET)["href"] for name in hrefs}
+    assert seen == {
+        "path": f"{live.origin}/donate/demo?from=article",
+        "absolute": "https://example.org/give",
+        # Neither a script nor a URL that does not parse: the tracker's home instead.
+        "script": f"{live.origin}/",
+        "broken": f"{live.origin}/",
+    }
+    framed = tab.page.frame_locator("iframe").locator(".c a").evaluate("(a) => a.href")
+    assert framed == seen["path"]
+    assert tab.errors == []
+
+
 def test_iframe_height_messages_from_other_origins_are_ignored(
     tab: Tab, live: Live, host: Host
 ) -> None:

@@ -28,16 +28,15 @@ r.innerHTML=`<style>${C}</style><div class="w ${a("size")=="compact"?"s":c!=null
 this.z=r.querySelectorAll(".a,.d,.b,.f,.l,.c");
 this.z[3].style.background=o||"#0969da";
 l=this.z[5];l.firstChild.textContent=c;l=this.k=l.lastChild;
-l.href=a("cta-href")||O+"/donate/"+a("campaign");/^https?:$/.test(l.protocol)||(l.href=O);
+try{l.href=new URL(a("cta-href")||"/donate/"+a("campaign"),O)}catch{}/^https?:$/.test(l.protocol)||(l.href=O);
 this.draw();this.load();D.addEventListener("visibilitychange",this.v);
 this.i||=setInterval(this.v,1e3*Math.min(3600,Math.max(1,+a("refresh")||60)))}
 draw(){let d=this.d,[a,o,b,f,l,c]=this.z,A=(k,v)=>b.setAttribute("aria-"+k,v),t,p,X,M,P,R,i,q;
-if(!d)return;A("label",d.title);X=d.texts;a.parentNode.parentNode.lang=X.lang;
+if(!d)return;A("label",d.title);X=d.texts;c.parentNode.lang=X.lang;
 t=d.tiers;p=t.at(-1).amount;M=m=>Math.max(0,Math.min(m,p)),P=m=>(M(m)*100/p).toFixed(2)+"%";
 R=d.raised_display;q=X.summary;i=q.indexOf(R);a.replaceChildren(q.slice(0,i),E(a,"b","",R),q.slice(i+R.length));
 o.textContent=[this.a("show-donors")!=null&&X.donors,d.closed&&!/x/.test(c.parentNode.className)&&X.ended].filter(x=>x).join(" · ");c.firstChild.textContent=d.closed?X.closed:this.a("cta");c.lastChild.textContent=X.donate;this.k.hidden|=d.closed;
 f.style.width=P(d.raised);b.replaceChildren(f);l.replaceChildren();
 t.forEach(x=>{E(l,"span",x.reached?"m r":"m",x.label).style.cssText=`left:${q=P(x.amount)};transform:translateX(-${q})`;x.amount>0&&x.amount<p&&(E(b,"i","k","").style.left=q)});
 A("valuemax",p);A("valuenow",M(d.raised));A("valuetext",X.value_text)}
-load(){let s=this.a("campaign"),L=this.a("locale");fetch(O+"/api/v1/campaigns/"+s+(L?"?locale="+encodeURIComponent(L):""),{cache:"no-cache"}).then(r=>((this.k.hidden=r.status==404)&&console.warn(N,"no campaign",s),r.json()))
-.then(d=>{let X=d.texts;if(!(d.tiers.every(t=>I(t.amount)&&t.label)&&I(d.raised+d.donors)&&d.title&&d.raised_display&&X.summary.includes(d.raised_display)&&X.value_text&&X.donors&&X.donate&&X.lang))throw 0;this.d=d}).catch(()=>0).then(()=>this.draw())}}))})();
+load(){let s=this.a("campaign"),L=this.a("locale");fetch(O+"/api/v1/campaigns/"+s+(L?"?locale="+encodeURIComponent(L):""),{cache:"no-cache"}).then(r=>((this.k.hidden=r.status==404)&&console.warn(N,"no campaign",s),r.json())).then(d=>{let X=d.texts;if(!(d.tiers.every(t=>I(t.amount)&&t.label)&&I(d.raised+d.donors)&&d.title&&d.raised_display&&X.summary.includes(d.raised_display)&&X.value_text&&X.donors&&X.donate&&X.lang))throw 0;this.d=d}).catch(()=>0).then(()=>this.draw())}}))})();
