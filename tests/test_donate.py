@@ -177,6 +177,18 @@ def test_page_has_a_call_to_action_and_the_donor_count(
     assert '<span class="donors">2 donors</span>' in client.get("/donate/fund").text
 
 
+def test_what_is_left_to_a_goal_is_rounded_up_not_down(
+    client: FlaskClient, session: Session, fund: Campaign
+) -> None:
+    # $2,499.60 of the $2,500 tier, shown without cents: raised rounds down, what is
+    # left rounds up, so the page never says "$0 to the next goal" short of it.
+    factories.pay(session, "fund", "p1", 249_960)
+    html = client.get("/donate/fund").text
+    assert '<span class="raised">$2,499</span>' in html
+    assert "$1 to the next goal" in html
+    assert "$0 to the next goal" not in html
+
+
 def test_session_cookie_is_samesite_and_secure_behind_https(
     client: FlaskClient, card: FlaskClient, fund: Campaign
 ) -> None:

@@ -350,3 +350,14 @@ def test_notification_row_is_kept_in_step(session: Session) -> None:
     row = session.scalars(select(CampaignNotification)).one()
     assert row.summary.value == "off" and row.summary_hour == 8 and row.thank_you is False
     assert outbox.count_by_status(session) == {}
+
+
+def test_a_summary_rounds_what_is_left_up_without_cents(session: Session) -> None:
+    from tracker.domain.pace import Target
+    from tracker.notify.summaries import _goal
+
+    campaign = factories.campaign(session, "fund")
+    # 40 cents short, 13.5 cents a day: "$1 to go", "$1 a day", never "$0".
+    goal = _goal(campaign, Target(250_000, 40, 14, None, False))
+    assert goal is not None
+    assert (goal.label, goal.remaining, goal.needed_per_day) == ("$2,500", "$1", "$1")

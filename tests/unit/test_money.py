@@ -112,6 +112,22 @@ def test_format_money_follows_the_locale(
     assert format_money(minor, currency, locale, cents=cents) == shown
 
 
+@pytest.mark.parametrize(
+    ("minor", "cents", "shown"),
+    [
+        (40, False, "$1"),  # 40 cents short of a goal is not "$0 to go"
+        (218_901, False, "$2,190"),
+        (218_900, False, "$2,189"),  # a whole amount is not rounded either way
+        (0, False, "$0"),
+        (40, True, "$0.40"),
+    ],
+)
+def test_money_still_missing_is_rounded_up(minor: int, cents: bool, shown: str) -> None:
+    assert format_money(minor, "USD", "en_US", cents=cents, missing=True) == shown
+    # Raised money stays rounded down: never claimed before it arrived.
+    assert format_money(40, "USD", "en_US", cents=False) == "$0"
+
+
 def test_normalizers() -> None:
     assert normalize_currency(" usd ") == "USD"
     assert normalize_locale("fr-FR") == "fr_FR"

@@ -319,7 +319,13 @@ def _whole_pattern(locale: str, custom: str | None) -> NumberPattern:
 
 
 def format_money(
-    minor: int, currency: str, locale: str, *, cents: bool = True, pattern: str | None = None
+    minor: int,
+    currency: str,
+    locale: str,
+    *,
+    cents: bool = True,
+    pattern: str | None = None,
+    missing: bool = False,
 ) -> str:
     """Format minor units for display in ``locale`` (``$2,811.00``, ``2 811 $``, ``¥500``).
 
@@ -329,11 +335,14 @@ def format_money(
     :param pattern: a campaign's own number pattern (``#,##0 ¤``, see
         :func:`validate_amount_pattern`) instead of the locale's; the locale still
         gives the symbols and separators.
+    :param missing: the amount is money still to come (what is left to a goal, a pace
+        per day): without cents it is rounded up instead, so 40 cents short of a goal
+        reads "$1 to go", never "$0 to go" beside a goal not reached.
     """
     value = to_major(minor, currency)
     if cents or decimals(currency) == 0:
         return str(format_currency(value, currency, format=pattern or None, locale=locale))
-    whole = value.to_integral_value(rounding="ROUND_FLOOR")
+    whole = value.to_integral_value(rounding="ROUND_CEILING" if missing else "ROUND_FLOOR")
     return str(
         format_currency(
             whole,

@@ -54,8 +54,10 @@ class Snapshot:
     entry_id: int | None
 
 
-def _money(campaign: Campaign, minor: int) -> str:
-    return format_money(minor, campaign.currency, campaign.locale, cents=campaign.show_cents)
+def _money(campaign: Campaign, minor: int, *, missing: bool = False) -> str:
+    return format_money(
+        minor, campaign.currency, campaign.locale, cents=campaign.show_cents, missing=missing
+    )
 
 
 def _goal(campaign: Campaign, target: Target | None) -> messages.Goal | None:
@@ -63,10 +65,10 @@ def _goal(campaign: Campaign, target: Target | None) -> messages.Goal | None:
         return None
     return messages.Goal(
         label=_money(campaign, target.amount),
-        remaining=_money(campaign, target.remaining),
+        remaining=_money(campaign, target.remaining, missing=True),
         needed_per_day=None
         if target.needed_per_day is None
-        else _money(campaign, target.needed_per_day),
+        else _money(campaign, target.needed_per_day, missing=True),
         projected=None
         if target.projected_at is None
         else messages.local_date(target.projected_at, campaign.timezone, campaign.locale),

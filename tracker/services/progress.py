@@ -49,10 +49,18 @@ class ProgressReport:
     # Closed or past its end date: the figures are final and nothing links to a donate page.
     closed: bool = False
 
-    def display(self, minor: int) -> str:
-        """Format ``minor`` units of this campaign's currency the way its raised amount is."""
+    def display(self, minor: int, *, missing: bool = False) -> str:
+        """Format ``minor`` units of this campaign's currency the way its raised amount is.
+
+        ``missing``: money still to come, rounded up without cents (see ``format_money``).
+        """
         return format_money(
-            minor, self.currency, self.locale, cents=self.show_cents, pattern=self.amount_pattern
+            minor,
+            self.currency,
+            self.locale,
+            cents=self.show_cents,
+            pattern=self.amount_pattern,
+            missing=missing,
         )
 
 
